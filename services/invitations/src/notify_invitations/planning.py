@@ -1,0 +1,104 @@
+"""From a meeting event and the decision about it to the notifications to send. Pure: no I/O."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+
+from notify_invitations.meeting_states import DecisionKind, MeetingDecision, MeetingEvent
+from notify_shared.calendar_invites import CalendarMethod, build_meeting_calendar, calendar_attachment
+from notify_shared.channels import Attachment
+from notify_shared.contract import Channel, MeetingCancellation, Recipient
+from notify_shared.delivery import PlannedNotification, SourceEventRef
+
+INVITATION = "meeting_invitation"
+UPDATE = "meeting_update"
+CANCELLATION = "meeting_cancellation"
+
+
+@dataclass(frozen=True)
+class PlanningContext:
+    """What planning needs besides the event: the calendar ORGANIZER and the DTSTAMP."""
+
+    organizer_email: str
+    stamp: datetime
+
+
+def _template_for(decision: MeetingDecision, guardian: Recipient) -> str | None:
+    match decision.kind:
+        case DecisionKind.INVITE:
+            return INVITATION
+        case DecisionKind.CANCEL:
+            return CANCELLATION
+        case DecisionKind.UPDATE if guardian.guardian_id in decision.newly_invited:
+            return INVITATION
+        case DecisionKind.UPDATE if decision.changes:
+            return UPDATE
+        case _:
+            return None
+
+
+def plan_notifications(
+    event: MeetingEvent, decision: MeetingDecision, context: PlanningContext
+) -> list[PlannedNotification]:
+    """One notification per guardian and wanted channel; ineligible guardians are planned too, to be suppressed."""
+    data = event.data
+    source = SourceEventRef(id=event.id, type=event.type)
+    note = data.cancellation_note if isinstance(data, MeetingCancellation) else None
+    plans: list[PlannedNotification] = []
+    for guardian in data.recipients:
+        template = _template_for(decision, guardian)
+        if template is None:
+            continue
+        template_context: dict[str, object] = {
+            "school": data.school,
+            "meeting": data.meeting,
+            "guardian": guardian,
+            "changes": decision.changes,
+            "previous": decision.previous,
+            "cancellation_note": note,
+        }
+        for channel in guardian.channels:
+            plans.append(
+                PlannedNotification(
+                    source=source,
+                    school=data.school,
+                    guardian=guardian,
+                    channel=channel,
+                    template=template,
+                    context=template_context,
+                    attachments=tuple(
+                        _calendar_for(event, decision, guardian, template=template, context=context, channel=channel)
+                    ),
+                )
+            )
+    return plans
+
+
+def _calendar_for(
+    event: MeetingEvent,
+    decision: MeetingDecision,
+    guardian: Recipient,
+    *,
+    template: str,
+    context: PlanningContext,
+    channel: Channel,
+) -> Iterable[Attachment]:
+    if (
+        channel is not Channel.EMAIL
+        or not guardian.may_receive_routine_notifications
+        or guardian.contact_problem(channel) is not None
+    ):
+        return
+    method = CalendarMethod.CANCEL if template == CANCELLATION else CalendarMethod.REQUEST
+    ics = build_meeting_calendar(
+        school=event.data.school,
+        meeting=event.data.meeting,
+        guardian=guardian,
+        organizer_email=context.organizer_email,
+        method=method,
+        sequence=decision.sequence,
+        stamp=context.stamp,
+    )
+    yield calendar_attachment(ics, method)

@@ -1,0 +1,126 @@
+"""`notify`: the command line for people — publish events, inspect the contract.
+
+Services are started with `faststream run <package>.app:create_app --factory`, not from here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from aiokafka import AIOKafkaProducer
+from pydantic import ValidationError
+from rich.console import Console
+
+from notify_shared import samples
+from notify_shared.contract import (
+    INPUT_EVENT_TYPES,
+    CloudEvent,
+    encode_binary,
+    encode_structured,
+    partition_key,
+)
+from notify_shared.contract.kafka_codec import describe_validation_error
+from notify_shared.contract.schemas import write_schemas
+from notify_shared.topics import MEETING_CANCELLED, MEETING_CREATED, MEETING_UPDATED, Topics
+
+app = typer.Typer(
+    help="School–home notifications: publish events and inspect the event contract.", no_args_is_help=True
+)
+contract_app = typer.Typer(help="The event contract.", no_args_is_help=True)
+app.add_typer(contract_app, name="contract")
+console = Console(stderr=True)
+
+DEFAULT_SCHEMA_DIR = Path("docs/contract/schemas")
+
+
+class ContentMode(StrEnum):
+    STRUCTURED = "structured"
+    BINARY = "binary"
+
+
+SAMPLE_BUILDERS = {
+    MEETING_CREATED: samples.meeting_created,
+    MEETING_UPDATED: samples.meeting_updated,
+    MEETING_CANCELLED: samples.meeting_cancelled,
+}
+
+
+def _load_event(path: Path) -> CloudEvent:
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as error:
+        raise typer.BadParameter(f"cannot read {path}: {error}") from None
+    event_type = document.get("type") if isinstance(document, dict) else None
+    model = INPUT_EVENT_TYPES.get(str(event_type))
+    if model is None:
+        raise typer.BadParameter(f"type must be one of {sorted(INPUT_EVENT_TYPES)}, not {event_type!r}")
+    try:
+        return model.model_validate(document)
+    except ValidationError as error:
+        problems = "\n  ".join(describe_validation_error(error))
+        raise typer.BadParameter(f"the event breaks the contract:\n  {problems}") from None
+
+
+async def _publish(event: CloudEvent, bootstrap: str, topics: Topics, mode: ContentMode) -> str:
+    value, headers = encode_binary(event) if mode is ContentMode.BINARY else encode_structured(event)
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True)
+    await producer.start()
+    try:
+        topic = topics.for_event_type(event.type)
+        await producer.send_and_wait(topic, value, key=partition_key(event), headers=headers)
+    finally:
+        await producer.stop()
+    return topic
+
+
+@app.command()
+def publish(
+    file: Annotated[Path | None, typer.Argument(help="A CloudEvent as JSON (structured form).")] = None,
+    sample: Annotated[
+        str | None, typer.Option(help=f"Publish a built-in sample instead: one of {sorted(SAMPLE_BUILDERS)}.")
+    ] = None,
+    mode: Annotated[ContentMode, typer.Option(help="CloudEvents content mode on Kafka.")] = ContentMode.STRUCTURED,
+    bootstrap: Annotated[str, typer.Option(envvar="KAFKA_BOOTSTRAP_SERVERS")] = "127.0.0.1:9092",
+    topic_prefix: Annotated[str, typer.Option(envvar="TOPIC_PREFIX")] = "",
+) -> None:
+    """Validate an event against the contract and publish it to its topic."""
+    if (file is None) == (sample is None):
+        raise typer.BadParameter("give either FILE or --sample")
+    if sample is not None:
+        if sample not in SAMPLE_BUILDERS:
+            raise typer.BadParameter(f"--sample must be one of {sorted(SAMPLE_BUILDERS)}")
+        event: CloudEvent = SAMPLE_BUILDERS[sample]()
+    else:
+        assert file is not None
+        event = _load_event(file)
+    topic = asyncio.run(_publish(event, bootstrap, Topics(topic_prefix), mode))
+    console.print(f"published {event.type} [bold]{event.id}[/] to {topic} ({mode.value} mode)")
+    print(event.id)
+
+
+@app.command("sample")
+def sample_event(
+    event_type: Annotated[str, typer.Argument(help=f"One of {sorted(SAMPLE_BUILDERS)}.")],
+) -> None:
+    """Print a realistic sample event as JSON, to start from when integrating."""
+    if event_type not in SAMPLE_BUILDERS:
+        raise typer.BadParameter(f"one of {sorted(SAMPLE_BUILDERS)}")
+    print(SAMPLE_BUILDERS[event_type]().model_dump_json(indent=2, exclude_none=True))
+
+
+@contract_app.command("write")
+def contract_write(
+    directory: Annotated[Path, typer.Option(help="Where the JSON Schemas go.")] = DEFAULT_SCHEMA_DIR,
+) -> None:
+    """Regenerate the JSON Schema of every event (commit the result)."""
+    for path in write_schemas(directory):
+        console.print(f"wrote {path}")
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,65 @@
+"""The event contract: CloudEvents 1.0 envelopes with pydantic v2 models for every event the platform handles.
+
+`docs/contract.md` walks through each event with an example; `contract/schemas/` holds the generated JSON Schemas.
+"""
+
+from notify_shared.contract.absences import Lesson, NotedAbsence, Pupil
+from notify_shared.contract.envelope import (
+    ALL_EVENT_TYPES,
+    CLOUDEVENTS_JSON,
+    INPUT_EVENT_TYPES,
+    OUTPUT_EVENT_TYPES,
+    AbsenceNoted,
+    CloudEvent,
+    MeetingCancelled,
+    MeetingCreated,
+    MeetingUpdated,
+    MessagePosted,
+    NotificationDeadLettered,
+    NotificationStatus,
+    SourceEvent,
+    partition_key,
+)
+from notify_shared.contract.kafka_codec import EventRejected, decode_event, encode_binary, encode_structured
+from notify_shared.contract.meetings import Meeting, MeetingCancellation, MeetingDetails, MeetingKind
+from notify_shared.contract.messages import PostedMessage
+from notify_shared.contract.outcomes import DeadLetter, DeadLetterHeader, NotificationStatusReport
+from notify_shared.contract.parties import Channel, ContactProblem, DeliveryMode, Recipient, Rsvp, School
+
+__all__ = [
+    "ALL_EVENT_TYPES",
+    "CLOUDEVENTS_JSON",
+    "INPUT_EVENT_TYPES",
+    "OUTPUT_EVENT_TYPES",
+    "AbsenceNoted",
+    "Channel",
+    "CloudEvent",
+    "ContactProblem",
+    "DeadLetter",
+    "DeadLetterHeader",
+    "DeliveryMode",
+    "EventRejected",
+    "Lesson",
+    "Meeting",
+    "MeetingCancellation",
+    "MeetingCancelled",
+    "MeetingCreated",
+    "MeetingDetails",
+    "MeetingKind",
+    "MeetingUpdated",
+    "MessagePosted",
+    "NotedAbsence",
+    "NotificationDeadLettered",
+    "NotificationStatus",
+    "NotificationStatusReport",
+    "PostedMessage",
+    "Pupil",
+    "Recipient",
+    "Rsvp",
+    "School",
+    "SourceEvent",
+    "decode_event",
+    "encode_binary",
+    "encode_structured",
+    "partition_key",
+]

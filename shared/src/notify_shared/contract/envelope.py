@@ -1,0 +1,123 @@
+"""CloudEvents 1.0 envelopes for every event type, in- and outbound.
+
+Each topic carries one event type, named after it (see `notify_shared.topics`). The CloudEvents `id` is the
+idempotency key of the source event: a redelivered or republished event with the same id never notifies twice.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+from notify_shared.contract.absences import NotedAbsence
+from notify_shared.contract.meetings import MeetingCancellation, MeetingDetails
+from notify_shared.contract.messages import PostedMessage
+from notify_shared.contract.outcomes import DeadLetter, NotificationStatusReport
+
+CLOUDEVENTS_JSON = "application/cloudevents+json"
+
+
+class CloudEvent(BaseModel):
+    """The CloudEvents 1.0 context attributes shared by every event."""
+
+    # Unknown attributes are CloudEvents extensions (e.g. traceparent); they are kept, not rejected.
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    specversion: Literal["1.0"] = "1.0"
+    id: str = Field(
+        min_length=1,
+        max_length=200,
+        description="Unique per source; the idempotency key. Republishing with the same id sends nothing new.",
+        examples=["01JDQ5W8M3C8ZK4N2T6Y7B9E0F"],
+    )
+    source: str = Field(
+        min_length=1,
+        max_length=500,
+        description="URI-reference of the producing system.",
+        examples=["/visma-flyt/0301"],
+    )
+    type: str
+    time: AwareDatetime | None = Field(default=None, description="When it happened, with UTC offset.")
+    subject: str | None = Field(default=None, max_length=500)
+    datacontenttype: str | None = Field(default="application/json")
+    dataschema: str | None = None
+
+
+class MeetingCreated(CloudEvent):
+    """A meeting was scheduled: invite every eligible guardian."""
+
+    type: Literal["meeting.created"] = "meeting.created"
+    data: MeetingDetails
+
+
+class MeetingUpdated(CloudEvent):
+    """A meeting changed; `data` holds its full current state."""
+
+    type: Literal["meeting.updated"] = "meeting.updated"
+    data: MeetingDetails
+
+
+class MeetingCancelled(CloudEvent):
+    """A meeting was called off; `data` holds its last state."""
+
+    type: Literal["meeting.cancelled"] = "meeting.cancelled"
+    data: MeetingCancellation
+
+
+class MessagePosted(CloudEvent):
+    """A teacher posted a message to a class or to guardians."""
+
+    type: Literal["message.posted"] = "message.posted"
+    data: PostedMessage
+
+
+class AbsenceNoted(CloudEvent):
+    """A pupil was noted absent for one or more lessons."""
+
+    type: Literal["absence.noted"] = "absence.noted"
+    data: NotedAbsence
+
+
+class NotificationStatus(CloudEvent):
+    """One step in the life of one notification."""
+
+    type: Literal["notification.status"] = "notification.status"
+    data: NotificationStatusReport
+
+
+class NotificationDeadLettered(CloudEvent):
+    """A record could not be used and was set aside with the reason."""
+
+    type: Literal["notification.dead-letter"] = "notification.dead-letter"
+    data: DeadLetter
+
+
+SourceEvent = MeetingCreated | MeetingUpdated | MeetingCancelled | MessagePosted | AbsenceNoted
+
+INPUT_EVENT_TYPES: dict[str, type[CloudEvent]] = {
+    "meeting.created": MeetingCreated,
+    "meeting.updated": MeetingUpdated,
+    "meeting.cancelled": MeetingCancelled,
+    "message.posted": MessagePosted,
+    "absence.noted": AbsenceNoted,
+}
+OUTPUT_EVENT_TYPES: dict[str, type[CloudEvent]] = {
+    "notification.status": NotificationStatus,
+    "notification.dead-letter": NotificationDeadLettered,
+}
+ALL_EVENT_TYPES: dict[str, type[CloudEvent]] = {**INPUT_EVENT_TYPES, **OUTPUT_EVENT_TYPES}
+
+
+def partition_key(event: CloudEvent) -> bytes:
+    """The Kafka key: the meeting id or pupil id, so one entity's events stay in order on one partition."""
+    data = getattr(event, "data", None)
+    if isinstance(data, MeetingDetails):
+        return data.meeting.meeting_id.encode()
+    if isinstance(data, NotedAbsence):
+        return data.pupil.pupil_id.encode()
+    if isinstance(data, PostedMessage):
+        return (data.pupil_id or data.class_id or data.message_id).encode()
+    if isinstance(data, NotificationStatusReport):
+        return data.notification_id.encode()
+    return event.id.encode()

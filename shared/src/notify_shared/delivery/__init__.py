@@ -1,0 +1,21 @@
+"""The delivery core every service shares: plan → claim → screen → render → send → record → report."""
+
+from notify_shared.delivery.dispatcher import DeliveryOutcome, Dispatcher, NotificationInFlightError, Render
+from notify_shared.delivery.eligibility import Verdict, screen
+from notify_shared.delivery.plan import PlannedNotification, SourceEventRef
+from notify_shared.delivery.retry import Backoff
+from notify_shared.delivery.status_sink import CollectingStatusSink, StatusSink
+
+__all__ = [
+    "Backoff",
+    "CollectingStatusSink",
+    "DeliveryOutcome",
+    "Dispatcher",
+    "NotificationInFlightError",
+    "PlannedNotification",
+    "Render",
+    "SourceEventRef",
+    "StatusSink",
+    "Verdict",
+    "screen",
+]

@@ -1,0 +1,33 @@
+"""What a service asks the delivery core to send: one notification to one guardian on one channel."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from notify_shared.channels import Attachment
+from notify_shared.contract import Channel, Recipient, School
+
+
+@dataclass(frozen=True)
+class SourceEventRef:
+    """The event a notification answers; its id makes every send idempotent."""
+
+    id: str
+    type: str
+
+
+@dataclass(frozen=True)
+class PlannedNotification:
+    """One notification, fully decided but not yet rendered or sent.
+
+    `context` is what the template sees; `attachments` go with the email only (e.g. the `.ics` file).
+    """
+
+    source: SourceEventRef
+    school: School
+    guardian: Recipient
+    channel: Channel
+    template: str
+    context: Mapping[str, object]
+    attachments: tuple[Attachment, ...] = field(default=())

@@ -1,0 +1,60 @@
+"""Publishing the platform's own events (status, dead letters) as structured CloudEvents."""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from notify_shared.contract import (
+    CLOUDEVENTS_JSON,
+    CloudEvent,
+    NotificationDeadLettered,
+    NotificationStatus,
+    NotificationStatusReport,
+    partition_key,
+)
+from notify_shared.ids import new_event_id
+
+
+class KafkaPublisher(Protocol):
+    """What we use of a FastStream Kafka publisher (`broker.publisher(topic)`)."""
+
+    async def publish(
+        self, message: Any, /, *, key: bytes | None = ..., headers: dict[str, str] | None = ...
+    ) -> Any: ...
+
+
+async def publish_event(publisher: KafkaPublisher, event: CloudEvent) -> None:
+    """Publish in structured mode, keyed like the entity, so consumers in any language can read it whole."""
+    await publisher.publish(
+        event.model_dump_json(exclude_none=True).encode(),
+        key=partition_key(event),
+        headers={"content-type": CLOUDEVENTS_JSON},
+    )
+
+
+class KafkaStatusSink:
+    """Publishes `notification.status` events."""
+
+    def __init__(self, publisher: KafkaPublisher, *, service: str) -> None:
+        self._publisher = publisher
+        self._source = f"/notify/{service}"
+
+    async def publish_status(self, report: NotificationStatusReport) -> None:
+        event = NotificationStatus(
+            id=new_event_id(),
+            source=self._source,
+            time=report.occurred_at,
+            subject=report.notification_id,
+            data=report,
+        )
+        await publish_event(self._publisher, event)
+
+
+class KafkaDeadLetterSink:
+    """Publishes `notification.dead-letter` events."""
+
+    def __init__(self, publisher: KafkaPublisher) -> None:
+        self._publisher = publisher
+
+    async def __call__(self, dead_letter: NotificationDeadLettered) -> None:
+        await publish_event(self._publisher, dead_letter)

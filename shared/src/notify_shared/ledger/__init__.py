@@ -1,0 +1,87 @@
+"""The delivery ledger: every notification under a unique key, with its status and status history.
+
+`DeliveryStatus`, `DeliveryKey` and `notification_id_for` import without SQLAlchemy (the event contract uses
+them); the ledger itself and the database helpers are loaded on first use of their names.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
+from notify_shared.ledger.keys import DeliveryKey, notification_id_for
+from notify_shared.ledger.status import FINAL_STATUSES, IN_PROGRESS_STATUSES, DeliveryStatus
+
+if TYPE_CHECKING:
+    from notify_shared.ledger.database import create_engine, create_schema, metadata, read_transaction
+    from notify_shared.ledger.ledger import (
+        DEFAULT_LEASE_SECONDS,
+        Claim,
+        ClaimRequest,
+        Clock,
+        DeliveryHistory,
+        DeliveryLedger,
+        DeliveryRecord,
+        StatusChange,
+        SummaryRow,
+        UnknownNotificationError,
+    )
+    from notify_shared.ledger.tables import deliveries, delivery_status_history
+
+# Names that need SQLAlchemy, and the module each comes from (PEP 562 lazy attributes).
+_LAZY = {
+    **dict.fromkeys(["create_engine", "create_schema", "metadata", "read_transaction"], "database"),
+    **dict.fromkeys(
+        [
+            "DEFAULT_LEASE_SECONDS",
+            "Claim",
+            "ClaimRequest",
+            "Clock",
+            "DeliveryHistory",
+            "DeliveryLedger",
+            "DeliveryRecord",
+            "StatusChange",
+            "SummaryRow",
+            "UnknownNotificationError",
+        ],
+        "ledger",
+    ),
+    **dict.fromkeys(["deliveries", "delivery_status_history"], "tables"),
+}
+
+__all__ = [
+    "DEFAULT_LEASE_SECONDS",
+    "FINAL_STATUSES",
+    "IN_PROGRESS_STATUSES",
+    "Claim",
+    "ClaimRequest",
+    "Clock",
+    "DeliveryHistory",
+    "DeliveryKey",
+    "DeliveryLedger",
+    "DeliveryRecord",
+    "DeliveryStatus",
+    "StatusChange",
+    "SummaryRow",
+    "UnknownNotificationError",
+    "create_engine",
+    "create_schema",
+    "deliveries",
+    "delivery_status_history",
+    "metadata",
+    "notification_id_for",
+    "read_transaction",
+]
+
+
+def __getattr__(name: str) -> object:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value  # later lookups skip __getattr__
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

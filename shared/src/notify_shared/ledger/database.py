@@ -1,0 +1,111 @@
+"""Engines and schema for the notify database: a SQLite file by default, PostgreSQL when the URL says so.
+
+`metadata` is shared: the ledger's tables live in it, and services may add their own (e.g. meeting state) so
+that one URL, one schema call and one backup cover everything a service stores.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import URL, Connection, make_url
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+SQLITE_BUSY_TIMEOUT_MS = 15_000
+"""How long a SQLite writer waits for another writer before giving up with "database is locked"."""
+
+# Names for constraints and indexes that do not name themselves, so later migrations can refer to them.
+metadata = sa.MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+"""The MetaData of every table in the notify database; add your tables to it and call `create_schema`."""
+
+_READ_ONLY_OPTION = "notify_read_only"
+
+# Any constant works as long as nothing else in the database uses it for pg_advisory_xact_lock.
+_SCHEMA_LOCK_KEY = 0x6E6F74696679  # "notify"
+
+
+def create_engine(url: str, *, sqlite_busy_timeout_ms: int = SQLITE_BUSY_TIMEOUT_MS) -> AsyncEngine:
+    """An async engine for `url` (`sqlite+aiosqlite:///path.db` or `postgresql+asyncpg://user@host:port/db`).
+
+    For SQLite it creates the file's directory and sets up every connection for several writers (processes or
+    engines) on one file: WAL journal, a busy timeout and foreign keys. `engine.begin()` then starts with
+    `BEGIN IMMEDIATE`, taking the write lock up front; use `read_transaction` for reads that should not.
+    The caller owns the engine and must `await engine.dispose()` it.
+    """
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite":
+        # pre_ping: a pooled connection that died in a database restart is replaced instead of failing a send.
+        return create_async_engine(parsed, pool_pre_ping=True)
+    _create_sqlite_directory(parsed)
+    engine = create_async_engine(parsed)
+    _configure_sqlite(engine.sync_engine, sqlite_busy_timeout_ms)
+    return engine
+
+
+async def create_schema(engine: AsyncEngine, schema: sa.MetaData = metadata) -> None:
+    """Create the tables of `schema` that do not exist yet. Safe to call from several replicas at once."""
+    async with engine.begin() as connection:
+        if connection.dialect.name == "postgresql":
+            # Replicas starting together would race between "table missing?" and CREATE TABLE; the loser would
+            # fail on a duplicate catalog entry. The lock lasts until this transaction ends.
+            await connection.execute(sa.select(sa.func.pg_advisory_xact_lock(_SCHEMA_LOCK_KEY)))
+        # On SQLite BEGIN IMMEDIATE (see _configure_sqlite) already serialises concurrent schema creation.
+        await connection.run_sync(schema.create_all)
+
+
+@asynccontextmanager
+async def read_transaction(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    """A transaction for reading only: on SQLite it starts deferred, so it neither waits for nor blocks
+    writers."""
+    async with engine.connect() as connection:
+        await connection.execution_options(**{_READ_ONLY_OPTION: True})
+        async with connection.begin():
+            yield connection
+
+
+def _create_sqlite_directory(url: URL) -> None:
+    database = url.database
+    if not database or database == ":memory:" or database.startswith("file:") or url.query.get("uri"):
+        return  # in-memory or URI-style databases: no plain path to create
+    Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+
+
+def _configure_sqlite(engine: sa.Engine, busy_timeout_ms: int) -> None:
+    @sa.event.listens_for(engine, "connect")
+    def on_connect(dbapi_connection: Any, _connection_record: Any) -> None:
+        # Take BEGIN away from the sqlite3 module: its legacy mode starts a transaction only at the first
+        # write, so a SELECT-then-UPDATE could fail with SQLITE_BUSY at once instead of waiting. on_begin
+        # below decides how each transaction starts.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        try:
+            # WAL: readers and the one writer do not block each other; the setting persists in the file.
+            cursor.execute("PRAGMA journal_mode=WAL")
+            # Writers queue for up to this long instead of failing with "database is locked".
+            cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+            # Off by default in SQLite; the history table relies on it.
+            cursor.execute("PRAGMA foreign_keys=ON")
+        finally:
+            cursor.close()
+
+    @sa.event.listens_for(engine, "begin")
+    def on_begin(connection: Connection) -> None:
+        if connection.get_execution_options().get(_READ_ONLY_OPTION):
+            connection.exec_driver_sql("BEGIN")
+        else:
+            # Take the write lock now, while the busy timeout can still wait for it. A deferred transaction
+            # that read first and writes later gets SQLITE_BUSY without waiting if another writer committed
+            # in between.
+            connection.exec_driver_sql("BEGIN IMMEDIATE")

@@ -1,0 +1,520 @@
+"""The delivery ledger: each notification claimed before it is sent, so a redelivered event never sends twice.
+
+The flow for every notification (see `notify_shared.delivery.dispatcher`):
+
+1. `begin(key, ...)` claims the key. A new key is inserted as `sending`; a key left `queued`, or left
+   `sending` by a sender whose lease ran out (it crashed), is moved to `sending` again. Only the caller whose
+   statement made that change gets `should_send=True`, so concurrent tasks, processes and replicas cannot both
+   send.
+2. The caller sends, then `record(notification_id, sent | failed | ...)`.
+
+Every status change is appended to `delivery_status_history` in the same transaction as the row update.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from types import TracebackType
+from typing import Any, Self, TypeVar
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from notify_shared.ledger.database import create_engine, create_schema, read_transaction
+from notify_shared.ledger.keys import DeliveryKey, notification_id_for
+from notify_shared.ledger.status import DeliveryStatus
+from notify_shared.ledger.tables import deliveries, delivery_status_history
+
+Clock = Callable[[], datetime]
+"""Returns the current time, timezone-aware."""
+
+DEFAULT_LEASE_SECONDS = 300.0
+"""How long a `sending` claim protects a notification from being claimed again. It must cover one whole send,
+retries and backoff included, plus any clock skew between replicas."""
+
+LEASE_EXPIRED = "lease_expired"
+"""History reason of a claim that took over a `sending` row whose sender went silent (most likely crashed)."""
+
+# Ids per statement: well below the bind parameter limits of SQLite (32766) and asyncpg (32767).
+_CHUNK_SIZE = 500
+
+_T = TypeVar("_T")
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class UnknownNotificationError(LookupError):
+    """`record` was given a notification id that `begin` never created."""
+
+
+@dataclass(frozen=True)
+class ClaimRequest:
+    """One key to claim with `begin_many`, with the facts stored when the notification is new."""
+
+    key: DeliveryKey
+    source_event_type: str
+    school_id: str
+    language: str | None = None
+
+
+@dataclass(frozen=True)
+class Claim:
+    """The answer of `begin`: whether this caller sends the notification now."""
+
+    notification_id: str
+    should_send: bool
+    """True for exactly one caller: the one that created the row or took over an abandoned one."""
+    previous_status: DeliveryStatus | None
+    """The status `begin` found; None when the notification is new."""
+    attempts: int
+    """Claims so far, this one included when `should_send` is True."""
+
+    @property
+    def in_flight(self) -> bool:
+        """Someone else holds a live claim: not sent yet, but not ours to send before their lease runs out.
+
+        A caller that must not lose the notification (the holder may have crashed) should retry after the
+        lease instead of treating it as done.
+        """
+        return not self.should_send and self.previous_status is not None and not self.previous_status.is_final
+
+
+@dataclass(frozen=True)
+class DeliveryRecord:
+    """One notification as the ledger stores it. Times are timezone-aware UTC."""
+
+    notification_id: str
+    source_event_id: str
+    source_event_type: str
+    school_id: str
+    guardian_id: str
+    channel: str
+    template: str
+    language: str | None
+    status: DeliveryStatus
+    reason: str | None
+    detail: str | None
+    provider: str | None
+    provider_message_id: str | None
+    attempts: int
+    segments: int | None
+    created_at: datetime
+    updated_at: datetime
+
+    @property
+    def key(self) -> DeliveryKey:
+        return DeliveryKey(self.source_event_id, self.guardian_id, self.channel, self.template)
+
+
+@dataclass(frozen=True)
+class StatusChange:
+    """One entry of a notification's status history."""
+
+    status: DeliveryStatus
+    reason: str | None
+    detail: str | None
+    at: datetime
+
+
+@dataclass(frozen=True)
+class DeliveryHistory:
+    """A notification with every status it has had, oldest first."""
+
+    delivery: DeliveryRecord
+    changes: tuple[StatusChange, ...]
+
+
+@dataclass(frozen=True)
+class SummaryRow:
+    """How many notifications of one school and channel are in one status."""
+
+    school_id: str
+    channel: str
+    status: DeliveryStatus
+    count: int
+
+
+class DeliveryLedger:
+    """Records every notification under its `DeliveryKey`, so that each is sent at most once per claim.
+
+    Works on SQLite and PostgreSQL through SQLAlchemy's async engine. Create it with `connect(url)` (which
+    owns and closes its engine) or around an engine you manage yourself.
+    """
+
+    def __init__(
+        self, engine: AsyncEngine, *, clock: Clock = _utc_now, lease_seconds: float = DEFAULT_LEASE_SECONDS
+    ) -> None:
+        if lease_seconds < 0:
+            raise ValueError("lease_seconds must not be negative")
+        self._engine = engine
+        self._clock = clock
+        self._lease = timedelta(seconds=lease_seconds)
+        self._insert_if_new = _insert_ignoring_conflicts(engine.dialect.name)
+        self._owns_engine = False
+
+    @classmethod
+    async def connect(
+        cls, url: str, *, clock: Clock = _utc_now, lease_seconds: float = DEFAULT_LEASE_SECONDS
+    ) -> DeliveryLedger:
+        """Open the database at `url` (see `create_engine`), create missing tables, return a ledger on it."""
+        engine = create_engine(url)
+        try:
+            await create_schema(engine)
+            ledger = cls(engine, clock=clock, lease_seconds=lease_seconds)
+        except BaseException:
+            await engine.dispose()
+            raise
+        ledger._owns_engine = True
+        return ledger
+
+    @property
+    def lease_seconds(self) -> float:
+        """How long a `sending` claim keeps other callers from claiming the same notification."""
+        return self._lease.total_seconds()
+
+    @property
+    def engine(self) -> AsyncEngine:
+        """The engine, for services that keep their own tables in the same database."""
+        return self._engine
+
+    async def aclose(self) -> None:
+        """Close the engine if `connect` created it; an engine passed in stays open for its owner."""
+        if self._owns_engine:
+            await self._engine.dispose()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+    async def begin(self, key: DeliveryKey, *, source_event_type: str, school_id: str, language: str | None) -> Claim:
+        """Claim `key` before sending; send only if the returned claim says `should_send`.
+
+        New keys are stored as `sending`. A key found `queued`, or `sending` with a lease older than
+        `lease_seconds` (its sender crashed), is claimed again. A final status, or a younger `sending`, is
+        not.
+        """
+        (claim,) = await self.begin_many([ClaimRequest(key, source_event_type, school_id, language)])
+        return claim
+
+    async def begin_many(self, requests: Sequence[ClaimRequest]) -> list[Claim]:
+        """Claim many keys in one transaction; one claim per request, in the same order.
+
+        A key repeated within `requests` is claimed once: its first occurrence may get `should_send`, later
+        ones do not. Every claim starts the lease clock, so claim in batches you can send within
+        `lease_seconds`.
+        """
+        if not requests:
+            return []
+        now = self._now()
+        ids = [notification_id_for(request.key) for request in requests]
+        first_requests: dict[str, ClaimRequest] = {}
+        for notification_id, request in zip(ids, requests, strict=True):
+            first_requests.setdefault(notification_id, request)
+
+        async with self._engine.begin() as connection:
+            claims = await self._claim(connection, first_requests, now)
+
+        answered: set[str] = set()
+        ordered = []
+        for notification_id in ids:
+            claim = claims[notification_id]
+            if notification_id in answered and claim.should_send:
+                claim = Claim(notification_id, False, DeliveryStatus.SENDING, claim.attempts)
+            answered.add(notification_id)
+            ordered.append(claim)
+        return ordered
+
+    async def record(
+        self,
+        notification_id: str,
+        status: DeliveryStatus,
+        *,
+        reason: str | None = None,
+        detail: str | None = None,
+        provider: str | None = None,
+        provider_message_id: str | None = None,
+        segments: int | None = None,
+        language: str | None = None,
+    ) -> None:
+        """Set the notification's status and append it to its history, in one transaction.
+
+        `reason` (a short machine code) and `detail` (short, no personal data) describe this status and
+        replace the previous ones; `provider`, `provider_message_id`, `segments` and `language` are kept when
+        None. Recording `sending` counts another attempt and renews the lease. Over-long texts are cut to fit.
+        Raises `UnknownNotificationError` if `begin` never created `notification_id`.
+        """
+        status = DeliveryStatus(status)
+        now = self._now()
+        reason, detail = _fit("reason", reason), _fit("detail", detail)
+        values: dict[str, Any] = {
+            "status": status.value,
+            "reason": reason,
+            "detail": detail,
+            "updated_at": now,
+        }
+        if status is DeliveryStatus.SENDING:
+            values["attempts"] = deliveries.c.attempts + 1
+        kept_when_none = {
+            "provider": _fit("provider", provider),
+            "provider_message_id": _fit("provider_message_id", provider_message_id),
+            "segments": segments,
+            "language": _fit("language", language),
+        }
+        values.update({name: value for name, value in kept_when_none.items() if value is not None})
+
+        async with self._engine.begin() as connection:
+            updated = await connection.execute(
+                sa.update(deliveries)
+                .where(deliveries.c.notification_id == notification_id)
+                .values(values)
+                .returning(deliveries.c.notification_id)
+            )
+            if updated.first() is None:
+                raise UnknownNotificationError(notification_id)
+            await connection.execute(
+                sa.insert(delivery_status_history).values(
+                    notification_id=notification_id, status=status.value, reason=reason, detail=detail, at=now
+                )
+            )
+
+    async def get(self, key_or_notification_id: DeliveryKey | str) -> DeliveryRecord | None:
+        """The notification with this key or id, or None if it was never claimed."""
+        notification_id = (
+            notification_id_for(key_or_notification_id)
+            if isinstance(key_or_notification_id, DeliveryKey)
+            else key_or_notification_id
+        )
+        async with read_transaction(self._engine) as connection:
+            row = (
+                await connection.execute(sa.select(deliveries).where(deliveries.c.notification_id == notification_id))
+            ).one_or_none()
+        return None if row is None else _delivery_from(row)
+
+    async def history(self, source_event_id: str) -> list[DeliveryHistory]:
+        """Every notification one source event caused, each with its status history.
+
+        Notifications come in the order they were created (then by guardian, channel and template); each
+        history in the order it was recorded. An unknown event gives an empty list.
+        """
+        async with read_transaction(self._engine) as connection:
+            rows = (
+                await connection.execute(
+                    sa.select(deliveries)
+                    .where(deliveries.c.source_event_id == source_event_id)
+                    .order_by(
+                        deliveries.c.created_at,
+                        deliveries.c.guardian_id,
+                        deliveries.c.channel,
+                        deliveries.c.template,
+                    )
+                )
+            ).all()
+            change_rows = (
+                await connection.execute(
+                    sa.select(delivery_status_history)
+                    .join(deliveries)
+                    .where(deliveries.c.source_event_id == source_event_id)
+                    # The id, not `at`: it follows the order of recording even if replicas' clocks disagree.
+                    .order_by(delivery_status_history.c.id)
+                )
+            ).all()
+        changes: defaultdict[str, list[StatusChange]] = defaultdict(list)
+        for change in change_rows:
+            changes[change.notification_id].append(
+                StatusChange(DeliveryStatus(change.status), change.reason, change.detail, _from_db(change.at))
+            )
+        return [DeliveryHistory(_delivery_from(row), tuple(changes[row.notification_id])) for row in rows]
+
+    async def summary(self, since: datetime, until: datetime) -> list[SummaryRow]:
+        """Counts of notifications created in [since, until), by school, channel and current status.
+
+        Sorted by school, channel and status (code point order). `since` and `until` must be timezone-aware.
+        """
+        notifications = sa.func.count().label("notifications")
+        async with read_transaction(self._engine) as connection:
+            rows = (
+                await connection.execute(
+                    sa.select(deliveries.c.school_id, deliveries.c.channel, deliveries.c.status, notifications)
+                    .where(deliveries.c.created_at >= _as_utc(since), deliveries.c.created_at < _as_utc(until))
+                    .group_by(deliveries.c.school_id, deliveries.c.channel, deliveries.c.status)
+                )
+            ).all()
+        summary = [
+            SummaryRow(row.school_id, row.channel, DeliveryStatus(row.status), row.notifications) for row in rows
+        ]
+        # Sorted here, not in SQL: PostgreSQL's collation and SQLite's byte order can disagree on ids.
+        return sorted(summary, key=lambda row: (row.school_id, row.channel, row.status.value))
+
+    async def _claim(
+        self, connection: AsyncConnection, requests: dict[str, ClaimRequest], now: datetime
+    ) -> dict[str, Claim]:
+        # Sorted: every claimer then locks rows in the same order, so overlapping batches on PostgreSQL wait
+        # for each other instead of deadlocking.
+        ordered_ids = sorted(requests)
+        inserted = await self._insert_new(connection, [(nid, requests[nid]) for nid in ordered_ids], now)
+        claims = {nid: Claim(nid, True, None, 1) for nid in inserted}
+        history: list[dict[str, Any]] = [_change(nid, DeliveryStatus.SENDING, None, now) for nid in inserted]
+
+        existing = [nid for nid in ordered_ids if nid not in inserted]
+        found = await self._states(connection, existing)
+        unfinished = [nid for nid in existing if not found[nid][0].is_final]
+        reclaimed = await self._reclaim(connection, unfinished, now)
+        for nid, attempts in reclaimed.items():
+            previous = found[nid][0]
+            claims[nid] = Claim(nid, True, previous, attempts)
+            reason = LEASE_EXPIRED if previous is DeliveryStatus.SENDING else None
+            history.append(_change(nid, DeliveryStatus.SENDING, reason, now))
+
+        # A row we saw unfinished but could not take was claimed (or finished) by someone else meanwhile:
+        # report what it is now, not what we saw.
+        current = {**found, **await self._states(connection, [n for n in unfinished if n not in reclaimed])}
+        for nid in existing:
+            if nid not in claims:
+                status, attempts = current[nid]
+                claims[nid] = Claim(nid, False, status, attempts)
+
+        if history:
+            await connection.execute(sa.insert(delivery_status_history), history)
+        return claims
+
+    async def _insert_new(
+        self, connection: AsyncConnection, requests: list[tuple[str, ClaimRequest]], now: datetime
+    ) -> set[str]:
+        rows = [
+            {
+                "notification_id": nid,
+                "source_event_id": request.key.source_event_id,
+                "source_event_type": request.source_event_type,
+                "school_id": request.school_id,
+                "guardian_id": request.key.guardian_id,
+                "channel": str(request.key.channel),
+                "template": request.key.template,
+                "language": _fit("language", request.language),
+                "status": DeliveryStatus.SENDING.value,
+                "attempts": 1,
+                "created_at": now,
+                "updated_at": now,
+            }
+            for nid, request in requests
+        ]
+        inserted: set[str] = set()
+        for chunk in _chunks(rows):
+            # RETURNING gives only the rows this statement inserted; a key held by someone else gives nothing.
+            result = await connection.execute(self._insert_if_new.values(chunk).returning(deliveries.c.notification_id))
+            inserted.update(result.scalars())
+        return inserted
+
+    async def _states(self, connection: AsyncConnection, ids: list[str]) -> dict[str, tuple[DeliveryStatus, int]]:
+        states: dict[str, tuple[DeliveryStatus, int]] = {}
+        for chunk in _chunks(ids):
+            result = await connection.execute(
+                sa.select(deliveries.c.notification_id, deliveries.c.status, deliveries.c.attempts).where(
+                    deliveries.c.notification_id.in_(chunk)
+                )
+            )
+            states.update({row.notification_id: (DeliveryStatus(row.status), row.attempts) for row in result})
+        return states
+
+    async def _reclaim(self, connection: AsyncConnection, ids: list[str], now: datetime) -> dict[str, int]:
+        # One conditional UPDATE is the claim: a row another sender took since we read it no longer matches
+        # (on PostgreSQL the second UPDATE waits for the first, then re-checks the condition on the new row).
+        stale_before = now - self._lease
+        claimable = sa.or_(
+            deliveries.c.status == DeliveryStatus.QUEUED.value,
+            sa.and_(deliveries.c.status == DeliveryStatus.SENDING.value, deliveries.c.updated_at <= stale_before),
+        )
+        reclaimed: dict[str, int] = {}
+        for chunk in _chunks(ids):
+            result = await connection.execute(
+                sa.update(deliveries)
+                .where(deliveries.c.notification_id.in_(chunk), claimable)
+                .values(
+                    status=DeliveryStatus.SENDING.value,
+                    reason=None,
+                    detail=None,
+                    attempts=deliveries.c.attempts + 1,
+                    updated_at=now,
+                )
+                .returning(deliveries.c.notification_id, deliveries.c.attempts)
+            )
+            reclaimed.update({row.notification_id: row.attempts for row in result})
+        return reclaimed
+
+    def _now(self) -> datetime:
+        return _as_utc(self._clock())
+
+
+def _insert_ignoring_conflicts(dialect_name: str) -> sa.Insert:
+    # INSERT ... ON CONFLICT DO NOTHING is the atomic "create if absent"; each dialect has its own construct.
+    if dialect_name == "postgresql":
+        return postgresql.insert(deliveries).on_conflict_do_nothing()
+    if dialect_name == "sqlite":
+        return sqlite.insert(deliveries).on_conflict_do_nothing()
+    raise NotImplementedError(f"the delivery ledger runs on SQLite or PostgreSQL, not {dialect_name}")
+
+
+def _change(notification_id: str, status: DeliveryStatus, reason: str | None, at: datetime) -> dict[str, Any]:
+    return {
+        "notification_id": notification_id,
+        "status": status.value,
+        "reason": reason,
+        "detail": None,
+        "at": at,
+    }
+
+
+def _fit(column: str, value: str | None) -> str | None:
+    # A status must never fail to be recorded because a provider sent a long text: PostgreSQL would reject it,
+    # after the message went out.
+    length = getattr(deliveries.c[column].type, "length", None)
+    if value is None or length is None or len(value) <= length:
+        return value
+    return value[: length - 1] + "…"
+
+
+def _chunks(items: list[_T]) -> Iterator[list[_T]]:
+    for start in range(0, len(items), _CHUNK_SIZE):
+        yield items[start : start + _CHUNK_SIZE]
+
+
+def _as_utc(moment: datetime) -> datetime:
+    if moment.tzinfo is None:
+        raise ValueError(f"naive datetime {moment.isoformat()}: the ledger needs timezone-aware times")
+    return moment.astimezone(UTC)
+
+
+def _from_db(moment: datetime) -> datetime:
+    # SQLite keeps no offset; the ledger writes only UTC, so a naive value read back is UTC.
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def _delivery_from(row: sa.Row[Any]) -> DeliveryRecord:
+    return DeliveryRecord(
+        notification_id=row.notification_id,
+        source_event_id=row.source_event_id,
+        source_event_type=row.source_event_type,
+        school_id=row.school_id,
+        guardian_id=row.guardian_id,
+        channel=row.channel,
+        template=row.template,
+        language=row.language,
+        status=DeliveryStatus(row.status),
+        reason=row.reason,
+        detail=row.detail,
+        provider=row.provider,
+        provider_message_id=row.provider_message_id,
+        attempts=row.attempts,
+        segments=row.segments,
+        created_at=_from_db(row.created_at),
+        updated_at=_from_db(row.updated_at),
+    )

@@ -1,0 +1,68 @@
+"""The ledger's tables: one row per notification, and an append-only history of its statuses."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from notify_shared.ledger.database import metadata
+from notify_shared.ledger.keys import NOTIFICATION_ID_LENGTH
+
+REASON_LENGTH = 200
+DETAIL_LENGTH = 500
+
+# SQLite turns only an INTEGER PRIMARY KEY into an auto-incrementing rowid; PostgreSQL gets a 64-bit id.
+_HistoryId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
+deliveries = sa.Table(
+    "deliveries",
+    metadata,
+    sa.Column("notification_id", sa.String(NOTIFICATION_ID_LENGTH), primary_key=True),
+    sa.Column("source_event_id", sa.String(200), nullable=False),
+    sa.Column("source_event_type", sa.String(200), nullable=False),
+    sa.Column("school_id", sa.String(200), nullable=False),
+    sa.Column("guardian_id", sa.String(200), nullable=False),
+    sa.Column("channel", sa.String(20), nullable=False),
+    sa.Column("template", sa.String(100), nullable=False),
+    sa.Column("language", sa.String(35), nullable=True),
+    sa.Column("status", sa.String(20), nullable=False),
+    sa.Column(
+        "reason",
+        sa.String(REASON_LENGTH),
+        nullable=True,
+        comment="Short machine code, e.g. retries_exhausted",
+    ),
+    sa.Column(
+        "detail",
+        sa.String(DETAIL_LENGTH),
+        nullable=True,
+        comment="Short text for operators; no personal data",
+    ),
+    sa.Column("provider", sa.String(50), nullable=True),
+    sa.Column("provider_message_id", sa.String(200), nullable=True),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("segments", sa.Integer, nullable=True, comment="SMS segments billed"),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    # The idempotency key; its leading column also serves "everything one source event caused".
+    sa.UniqueConstraint("source_event_id", "guardian_id", "channel", "template", name="uq_deliveries_key"),
+    sa.Index("ix_deliveries_school_id_created_at", "school_id", "created_at"),
+    sa.Index("ix_deliveries_status", "status"),
+)
+
+delivery_status_history = sa.Table(
+    "delivery_status_history",
+    metadata,
+    sa.Column("id", _HistoryId, primary_key=True, autoincrement=True),
+    sa.Column(
+        "notification_id",
+        sa.String(NOTIFICATION_ID_LENGTH),
+        # CASCADE so a future retention job can delete old notifications without touching history first.
+        sa.ForeignKey(deliveries.c.notification_id, ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    sa.Column("status", sa.String(20), nullable=False),
+    sa.Column("reason", sa.String(REASON_LENGTH), nullable=True),
+    sa.Column("detail", sa.String(DETAIL_LENGTH), nullable=True),
+    sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+)

@@ -1,0 +1,20 @@
+"""Logging set-up for the services: one line per record, ids only.
+
+Personal data (names, addresses, numbers, message bodies) never goes into a log call in this code base; see
+docs/operations.md. Log lines carry ids, statuses and timings.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+
+
+def configure_logging(level: str | None = None) -> None:
+    """Configure the root logger once, at service start; `LOG_LEVEL` picks the level (default INFO)."""
+    logging.basicConfig(
+        level=(level or os.environ.get("LOG_LEVEL", "INFO")).upper(),
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+    )
+    # aiokafka logs connection chatter at INFO; warnings are what an operator needs from it.
+    logging.getLogger("aiokafka").setLevel(logging.WARNING)

@@ -1,0 +1,175 @@
+"""Realistic sample events: for the demo, for previews, for tests and benchmarks.
+
+The people are invented; addresses use the reserved example.no domain and the numbers are well-formed Norwegian
+mobile numbers.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime, timedelta
+from datetime import time as time_of_day
+from zoneinfo import ZoneInfo
+
+from notify_shared.contract import (
+    AbsenceNoted,
+    Channel,
+    DeliveryMode,
+    Lesson,
+    Meeting,
+    MeetingCancellation,
+    MeetingCancelled,
+    MeetingCreated,
+    MeetingDetails,
+    MeetingKind,
+    MeetingUpdated,
+    MessagePosted,
+    NotedAbsence,
+    PostedMessage,
+    Pupil,
+    Recipient,
+    School,
+)
+
+OSLO = ZoneInfo("Europe/Oslo")
+SOURCE = "/admin-system/demo"
+
+
+def sample_school(**overrides: object) -> School:
+    fields: dict[str, object] = {
+        "id": "nor-0301-bjolsen",
+        "name": "Bjølsen skole",
+        "timezone": "Europe/Oslo",
+        "written_standard": "nb",
+        "sms_sender_id": "Bjolsen",
+    }
+    return School.model_validate(fields | overrides)
+
+
+def sample_guardian(number: int = 1, **overrides: object) -> Recipient:
+    names = ["Kari Nordmann", "Ola Hansen", "Aisha Khan", "Piotr Nowak", "Olena Kovalenko", "Ingrid Bakke"]
+    fields: dict[str, object] = {
+        "guardian_id": f"g-{1000 + number}",
+        "name": names[(number - 1) % len(names)],
+        "email": f"guardian{number}@example.no",
+        "phone": f"+47 9{number % 10_000_000:07d}",
+        "language": "nb",
+        "channels": [Channel.EMAIL, Channel.SMS],
+        "has_parental_responsibility": True,
+    }
+    return Recipient.model_validate(fields | overrides)
+
+
+def sample_meeting(**overrides: object) -> Meeting:
+    starts = datetime(2026, 12, 3, 18, 0, tzinfo=OSLO)
+    fields: dict[str, object] = {
+        "meeting_id": "m-2026-7b-foreldremote",
+        "kind": MeetingKind.PARENT_MEETING,
+        "title": "Foreldremøte 7B",
+        "starts_at": starts,
+        "ends_at": starts + timedelta(minutes=90),
+        "location": "Rom 204, Bjølsen skole",
+        "agenda": "Leirskolen i mai: kostnader og pakkeliste.\nTa gjerne med spørsmål om overgangen til ungdomsskolen.",
+        "organizer_name": "Ole Lærer",
+    }
+    return Meeting.model_validate(fields | overrides)
+
+
+def _details(school: School | None, meeting: Meeting | None, recipients: list[Recipient] | None) -> dict[str, object]:
+    return {
+        "school": school or sample_school(),
+        "meeting": meeting or sample_meeting(),
+        "recipients": recipients if recipients is not None else [sample_guardian(1), sample_guardian(2)],
+    }
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
+
+
+def meeting_created(
+    *,
+    event_id: str | None = None,
+    school: School | None = None,
+    meeting: Meeting | None = None,
+    recipients: list[Recipient] | None = None,
+    time: datetime | None = None,
+) -> MeetingCreated:
+    return MeetingCreated(
+        id=event_id or new_id(),
+        source=SOURCE,
+        time=time or datetime(2026, 11, 20, 9, 0, tzinfo=OSLO),
+        data=MeetingDetails.model_validate(_details(school, meeting, recipients)),
+    )
+
+
+def meeting_updated(
+    *,
+    event_id: str | None = None,
+    school: School | None = None,
+    meeting: Meeting | None = None,
+    recipients: list[Recipient] | None = None,
+    time: datetime | None = None,
+) -> MeetingUpdated:
+    return MeetingUpdated(
+        id=event_id or new_id(),
+        source=SOURCE,
+        time=time or datetime(2026, 11, 24, 9, 0, tzinfo=OSLO),
+        data=MeetingDetails.model_validate(_details(school, meeting, recipients)),
+    )
+
+
+def meeting_cancelled(
+    *,
+    event_id: str | None = None,
+    school: School | None = None,
+    meeting: Meeting | None = None,
+    recipients: list[Recipient] | None = None,
+    note: str | None = "Vi finner en ny dato og sender ny innkalling.",
+    time: datetime | None = None,
+) -> MeetingCancelled:
+    return MeetingCancelled(
+        id=event_id or new_id(),
+        source=SOURCE,
+        time=time or datetime(2026, 11, 28, 9, 0, tzinfo=OSLO),
+        data=MeetingCancellation.model_validate(_details(school, meeting, recipients) | {"cancellation_note": note}),
+    )
+
+
+def message_posted(*, event_id: str | None = None, urgent: bool = False, body: str | None = None) -> MessagePosted:
+    return MessagePosted(
+        id=event_id or new_id(),
+        source=SOURCE,
+        time=datetime(2026, 12, 4, 11, 30, tzinfo=OSLO),
+        data=PostedMessage(
+            school=sample_school(),
+            message_id="msg-88213",
+            class_id="c-7b",
+            class_name="7B",
+            author_name="Ole Lærer",
+            subject="Tur til Sognsvann fredag",
+            body=body
+            or "Hei alle!\n\nPå fredag går 7B på tur til **Sognsvann**. Husk:\n\n- matpakke og drikke\n"
+            "- varme klær og gode sko\n\nVi er tilbake ca. kl. 14.",
+            urgent=urgent,
+            posted_at=datetime(2026, 12, 4, 11, 30, tzinfo=OSLO),
+            recipients=(sample_guardian(1, delivery_mode=DeliveryMode.WEEKLY), sample_guardian(2)),
+        ),
+    )
+
+
+def absence_noted(*, event_id: str | None = None, reported_by_guardian: bool = False) -> AbsenceNoted:
+    return AbsenceNoted(
+        id=event_id or new_id(),
+        source=SOURCE,
+        time=datetime(2026, 12, 7, 8, 40, tzinfo=OSLO),
+        data=NotedAbsence(
+            school=sample_school(),
+            pupil=Pupil(pupil_id="p-77120", first_name="Emma", class_name="7B"),
+            date=date(2026, 12, 7),
+            lessons=(Lesson(period=1, subject="Matematikk", starts_at=time_of_day(8, 30)),),
+            reported_by_guardian=reported_by_guardian,
+            reason="Syk",
+            recipients=(sample_guardian(1), sample_guardian(2)),
+        ),
+    )

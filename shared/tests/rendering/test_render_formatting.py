@@ -1,0 +1,117 @@
+"""Dates, times and free text as parents read them, in the school's time zone and the guardian's language."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+
+import pytest
+from markupsafe import Markup
+
+from notify_shared.rendering import format_date, format_datetime, format_time, format_time_range, paragraphs
+
+from .render_factories import OSLO, meeting, render
+
+START = datetime(2026, 12, 3, 18, 0, tzinfo=OSLO)
+END = datetime(2026, 12, 3, 19, 30, tzinfo=OSLO)
+
+
+@pytest.mark.parametrize(
+    ("language", "expected"),
+    [
+        ("nb", "torsdag 3. desember 2026 kl. 18:00–19:30"),
+        ("nn", "torsdag 3. desember 2026 kl. 18:00–19:30"),
+        ("en", "Thursday 3 December 2026, 18:00–19:30"),
+        ("nb-NO", "torsdag 3. desember 2026 kl. 18:00–19:30"),
+    ],
+)
+def test_time_range_in_norwegian_and_english(language: str, expected: str) -> None:
+    assert format_time_range(START, END, "Europe/Oslo", language) == expected
+
+
+@pytest.mark.parametrize(
+    ("language", "expected"),
+    [
+        ("nb", "torsdag 3. desember 2026 kl. 18:00"),
+        ("nn", "torsdag 3. desember 2026 kl. 18:00"),
+        ("en", "Thursday 3 December 2026 at 18:00"),
+    ],
+)
+def test_date_and_time(language: str, expected: str) -> None:
+    assert format_datetime(START, "Europe/Oslo", language) == expected
+
+
+def test_date_and_time_alone() -> None:
+    assert format_date(START, "Europe/Oslo", "nn") == "torsdag 3. desember 2026"
+    assert format_time(START, "Europe/Oslo", "en") == "18:00"
+
+
+def test_other_languages_fall_back_to_cldr_patterns() -> None:
+    polish = format_time_range(START, END, "Europe/Oslo", "pl")
+
+    assert "3 grudnia 2026" in polish
+    assert "18:00" in polish
+    assert "19:30" in polish
+
+
+def test_values_are_converted_to_the_school_zone_whatever_offset_they_came_with() -> None:
+    in_utc = datetime(2026, 12, 3, 17, 0, tzinfo=UTC)
+    in_new_york = in_utc.astimezone(timezone(timedelta(hours=-5)))
+
+    assert format_datetime(in_utc, "Europe/Oslo", "nb") == "torsdag 3. desember 2026 kl. 18:00"
+    assert format_datetime(in_new_york, "Europe/Oslo", "nb") == "torsdag 3. desember 2026 kl. 18:00"
+
+
+def test_first_meeting_after_spring_forward_is_at_summer_time() -> None:
+    # Europe/Oslo goes from +01:00 to +02:00 at 02:00 on 29 March 2026: 10:00 local is 08:00 UTC.
+    start = datetime(2026, 3, 29, 8, 0, tzinfo=UTC)
+    end = start + timedelta(hours=1)
+
+    assert format_time_range(start, end, "Europe/Oslo", "nb") == "søndag 29. mars 2026 kl. 10:00–11:00"
+    assert format_time_range(start, end, "Europe/Oslo", "en") == "Sunday 29 March 2026, 10:00–11:00"
+
+
+def test_first_meeting_after_fall_back_is_at_standard_time() -> None:
+    # Back to +01:00 at 03:00 on 25 October 2026: 10:00 local is 09:00 UTC.
+    start = datetime(2026, 10, 25, 9, 0, tzinfo=UTC)
+
+    assert format_datetime(start, "Europe/Oslo", "nn") == "søndag 25. oktober 2026 kl. 10:00"
+
+
+def test_a_meeting_sent_with_the_winter_offset_for_a_summer_date_shows_the_right_wall_clock() -> None:
+    # A producer that wrote +01:00 for a date after the switch still means that instant: 11:00 summer time.
+    start = datetime(2026, 3, 29, 10, 0, tzinfo=timezone(timedelta(hours=1)))
+
+    assert format_time(start, "Europe/Oslo", "nb") == "11:00"
+
+
+def test_dst_dates_render_in_a_whole_invitation() -> None:
+    spring = meeting(
+        starts_at=datetime(2026, 3, 29, 10, 0, tzinfo=OSLO), ends_at=datetime(2026, 3, 29, 11, 0, tzinfo=OSLO)
+    )
+    autumn = meeting(
+        starts_at=datetime(2026, 10, 25, 10, 0, tzinfo=OSLO),
+        ends_at=datetime(2026, 10, 25, 11, 0, tzinfo=OSLO),
+    )
+
+    assert "søndag 29. mars 2026 kl. 10:00–11:00" in render("meeting_invitation", "nb", meeting=spring).text
+    assert "søndag 25. oktober 2026 kl. 10:00–11:00" in render("meeting_invitation", "nb", meeting=autumn).text
+
+
+def test_naive_datetimes_are_refused() -> None:
+    with pytest.raises(ValueError, match="aware"):
+        format_date(datetime(2026, 12, 3, 18, 0), "Europe/Oslo", "nb")
+
+
+def test_paragraphs_escape_first_then_add_paragraphs_and_line_breaks() -> None:
+    html = paragraphs("Første <b>linje</b>\nAndre & siste\n\n\nNytt avsnitt\r\n")
+
+    assert isinstance(html, Markup)
+    assert html == Markup(
+        '<p style="margin:0 0 12px 0;">Første &lt;b&gt;linje&lt;/b&gt;<br>\nAndre &amp; siste</p>\n'
+        '<p style="margin:0 0 12px 0;">Nytt avsnitt</p>'
+    )
+
+
+def test_paragraphs_of_nothing_is_nothing() -> None:
+    assert paragraphs(None) == Markup("")
+    assert paragraphs("  \n\n ") == Markup("")
