@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
@@ -33,7 +34,7 @@ app = typer.Typer(
 )
 contract_app = typer.Typer(help="The event contract.", no_args_is_help=True)
 app.add_typer(contract_app, name="contract")
-console = Console(stderr=True)
+console = Console(stderr=True, soft_wrap=True)
 
 DEFAULT_SCHEMA_DIR = Path("docs/contract/schemas")
 
@@ -43,11 +44,18 @@ class ContentMode(StrEnum):
     BINARY = "binary"
 
 
-SAMPLE_BUILDERS = {
-    MEETING_CREATED: samples.meeting_created,
-    MEETING_UPDATED: samples.meeting_updated,
-    MEETING_CANCELLED: samples.meeting_cancelled,
-}
+def _sample(event_type: str, meeting_id: str) -> CloudEvent:
+    """A sample event about meeting `meeting_id`; the update moves it to another room, so guardians hear of it."""
+    meeting = samples.sample_meeting(meeting_id=meeting_id)
+    if event_type == MEETING_UPDATED:
+        moved = samples.sample_meeting(meeting_id=meeting_id, location="Gymsalen, Bjølsen skole")
+        return samples.meeting_updated(meeting=moved, time=datetime.now(UTC))
+    if event_type == MEETING_CANCELLED:
+        return samples.meeting_cancelled(meeting=meeting, time=datetime.now(UTC))
+    return samples.meeting_created(meeting=meeting, time=datetime.now(UTC))
+
+
+SAMPLE_TYPES = (MEETING_CREATED, MEETING_UPDATED, MEETING_CANCELLED)
 
 
 def _load_event(path: Path) -> CloudEvent:
@@ -81,9 +89,13 @@ async def _publish(event: CloudEvent, bootstrap: str, topics: Topics, mode: Cont
 @app.command()
 def publish(
     file: Annotated[Path | None, typer.Argument(help="A CloudEvent as JSON (structured form).")] = None,
+    *,
     sample: Annotated[
-        str | None, typer.Option(help=f"Publish a built-in sample instead: one of {sorted(SAMPLE_BUILDERS)}.")
+        str | None, typer.Option(help=f"Publish a built-in sample instead: one of {', '.join(SAMPLE_TYPES)}.")
     ] = None,
+    meeting_id: Annotated[
+        str, typer.Option(help="The meeting a sample is about; use the same id to update or cancel it.")
+    ] = "m-2026-7b-foreldremote",
     mode: Annotated[ContentMode, typer.Option(help="CloudEvents content mode on Kafka.")] = ContentMode.STRUCTURED,
     bootstrap: Annotated[str, typer.Option(envvar="KAFKA_BOOTSTRAP_SERVERS")] = "127.0.0.1:9092",
     topic_prefix: Annotated[str, typer.Option(envvar="TOPIC_PREFIX")] = "",
@@ -92,9 +104,9 @@ def publish(
     if (file is None) == (sample is None):
         raise typer.BadParameter("give either FILE or --sample")
     if sample is not None:
-        if sample not in SAMPLE_BUILDERS:
-            raise typer.BadParameter(f"--sample must be one of {sorted(SAMPLE_BUILDERS)}")
-        event: CloudEvent = SAMPLE_BUILDERS[sample]()
+        if sample not in SAMPLE_TYPES:
+            raise typer.BadParameter(f"--sample must be one of {', '.join(SAMPLE_TYPES)}")
+        event = _sample(sample, meeting_id)
     else:
         assert file is not None
         event = _load_event(file)
@@ -105,12 +117,12 @@ def publish(
 
 @app.command("sample")
 def sample_event(
-    event_type: Annotated[str, typer.Argument(help=f"One of {sorted(SAMPLE_BUILDERS)}.")],
+    event_type: Annotated[str, typer.Argument(help=f"One of {', '.join(SAMPLE_TYPES)}.")],
 ) -> None:
     """Print a realistic sample event as JSON, to start from when integrating."""
-    if event_type not in SAMPLE_BUILDERS:
-        raise typer.BadParameter(f"one of {sorted(SAMPLE_BUILDERS)}")
-    print(SAMPLE_BUILDERS[event_type]().model_dump_json(indent=2, exclude_none=True))
+    if event_type not in SAMPLE_TYPES:
+        raise typer.BadParameter(f"one of {', '.join(SAMPLE_TYPES)}")
+    print(_sample(event_type, "m-2026-7b-foreldremote").model_dump_json(indent=2, exclude_none=True))
 
 
 @contract_app.command("write")
