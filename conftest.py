@@ -8,14 +8,18 @@ PostgreSQL comes from `NOTIFY_TEST_DATABASE_URL` when set, otherwise from `deplo
 
 from __future__ import annotations
 
+import logging
 import os
+import re
 import shutil
 import socket
 import subprocess
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
+
+from notify_shared.testing.databases import fresh_postgres_database
 
 REPO = Path(__file__).resolve().parent
 
@@ -68,7 +72,7 @@ def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def postgres_url() -> Iterator[str]:
+def postgres_url() -> Iterator[str]:  # the server's URL; tests want `database_url` for a database of their own
     """SQLAlchemy async URL of a PostgreSQL database that tests may create tables in."""
     configured = os.environ.get("NOTIFY_TEST_DATABASE_URL")
     if configured:
@@ -78,4 +82,56 @@ def postgres_url() -> Iterator[str]:
     started = subprocess.run([script, "start"], capture_output=True, text=True, check=False)
     if started.returncode != 0:
         pytest.skip(f"no PostgreSQL: set NOTIFY_TEST_DATABASE_URL or fix local-postgres:\n{started.stderr[-2000:]}")
-    yield started.stdout.strip().splitlines()[-1]
+    try:
+        yield started.stdout.strip().splitlines()[-1]
+    finally:
+        subprocess.run([script, "stop"], check=False, capture_output=True)
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
+    """An empty database for one test: a SQLite file (in a folder not yet created), or a new PostgreSQL database."""
+    if request.param == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp_path / 'state' / 'notify.db'}"
+        return
+    server_url = request.getfixturevalue("postgres_url")
+    async with fresh_postgres_database(server_url) as url:
+        yield url
+
+
+# Personal data that appears in the test suite's events (notify_shared.samples and the tests' own factories).
+# None of it may reach a log line of ours or of the libraries that see our messages (GDPR: logs hold ids only).
+_PERSONAL_DATA = re.compile(
+    r"Kari Nordmann|Ola Hansen|Aisha Khan|Piotr Nowak|Olena Kovalenko|Ingrid Bakke"
+    r"|[A-Za-z0-9._%+-]+@example\.no|\+47 ?9\d{7}|\b9\d{7}\b|Sognsvann|Leirskolen"
+)
+# The local SMTP server that stands in for the parents' mail provider logs addresses; it is not our code.
+_TEST_SINK_LOGGERS = ("mail.log",)
+_WATCHED_LOGGERS = ("notify_shared", "notify_invitations", "faststream", "httpx", "aiosmtplib")
+# aiokafka logs whole record values at DEBUG, so the services pin it to WARNING whatever LOG_LEVEL says
+# (notify_shared.logs); it is watched at that level here.
+_PINNED_LOGGERS = {"aiokafka": logging.WARNING}
+
+
+@pytest.fixture(autouse=True)
+def _no_personal_data_in_logs(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
+    """Every test, at every level: no name, address, number or message text in a log record of ours."""
+    caplog.set_level(logging.INFO)
+    for name in _WATCHED_LOGGERS:
+        caplog.set_level(logging.DEBUG, logger=name)
+    for name, level in _PINNED_LOGGERS.items():
+        caplog.set_level(level, logger=name)
+    yield
+    leaks = [
+        f"{record.name}: {record.getMessage()[:200]}"
+        for record in (*caplog.get_records("setup"), *caplog.get_records("call"), *caplog.records)
+        if _PERSONAL_DATA.search(_rendered(record)) and not record.name.startswith(_TEST_SINK_LOGGERS)
+    ]
+    assert not leaks, "personal data in log lines:\n" + "\n".join(leaks)
+
+
+def _rendered(record: logging.LogRecord) -> str:
+    text = record.getMessage()
+    if record.exc_info and record.exc_info[1] is not None:
+        text += "\n" + repr(record.exc_info[1])
+    return text

@@ -26,6 +26,19 @@ def sms() -> Iterator[SmsSink]:
 
 @pytest.fixture
 async def deployment(kafka_bootstrap: str, tmp_path: Path, smtp: SmtpSink, sms: SmsSink) -> Deployment:
+    """The service on a SQLite database."""
     settings = isolated_settings(kafka_bootstrap=kafka_bootstrap, work_dir=tmp_path, smtp=smtp, sms=sms)
+    await create_all_topics(kafka_bootstrap, settings.topics)
+    return Deployment(settings, smtp, sms)
+
+
+@pytest.fixture
+async def deployment_on_each_database(
+    kafka_bootstrap: str, tmp_path: Path, smtp: SmtpSink, sms: SmsSink, database_url: str
+) -> Deployment:
+    """The service once on SQLite and once on PostgreSQL."""
+    settings = isolated_settings(
+        kafka_bootstrap=kafka_bootstrap, work_dir=tmp_path, smtp=smtp, sms=sms, database_url=database_url
+    )
     await create_all_topics(kafka_bootstrap, settings.topics)
     return Deployment(settings, smtp, sms)

@@ -81,8 +81,9 @@ async def _wait_until_consumed(
 
 
 async def test_the_same_event_published_twice_is_sent_once_even_after_a_restart(
-    deployment: Deployment, kafka_bootstrap: str
+    deployment_on_each_database: Deployment, kafka_bootstrap: str
 ) -> None:
+    deployment = deployment_on_each_database
     event = samples.meeting_created()
     topic = deployment.topics.meeting_created
     async with EventPublisher(kafka_bootstrap, deployment.topics) as publisher:

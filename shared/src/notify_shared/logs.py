@@ -16,5 +16,6 @@ def configure_logging(level: str | None = None) -> None:
         level=(level or os.environ.get("LOG_LEVEL", "INFO")).upper(),
         format="%(asctime)s %(levelname)s %(name)s %(message)s",
     )
-    # aiokafka logs connection chatter at INFO; warnings are what an operator needs from it.
+    # aiokafka logs whole record values (personal data) at DEBUG and connection chatter at INFO: whatever
+    # LOG_LEVEL says, only its warnings are wanted.
     logging.getLogger("aiokafka").setLevel(logging.WARNING)

@@ -6,6 +6,8 @@ that one URL, one schema call and one backup cover everything a service stores.
 
 from __future__ import annotations
 
+import sqlite3
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -82,6 +84,22 @@ def _create_sqlite_directory(url: URL) -> None:
     Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
 
 
+def _switch_to_wal(cursor: Any, busy_timeout_ms: int) -> None:
+    # The switch needs the file to itself, and when several processes open a new file at once SQLite reports
+    # "database is locked" at once instead of calling the busy handler; so wait and try again, within the same
+    # budget a busy writer gets.
+    deadline = time.monotonic() + busy_timeout_ms / 1000
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
+        else:
+            return
+
+
 def _configure_sqlite(engine: sa.Engine, busy_timeout_ms: int) -> None:
     @sa.event.listens_for(engine, "connect")
     def on_connect(dbapi_connection: Any, _connection_record: Any) -> None:
@@ -91,10 +109,11 @@ def _configure_sqlite(engine: sa.Engine, busy_timeout_ms: int) -> None:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         try:
-            # WAL: readers and the one writer do not block each other; the setting persists in the file.
-            cursor.execute("PRAGMA journal_mode=WAL")
-            # Writers queue for up to this long instead of failing with "database is locked".
+            # Writers queue for up to this long instead of failing with "database is locked". Set first, so
+            # the journal-mode switch below waits too.
             cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+            # WAL: readers and the one writer do not block each other; the setting persists in the file.
+            _switch_to_wal(cursor, busy_timeout_ms)
             # Off by default in SQLite; the history table relies on it.
             cursor.execute("PRAGMA foreign_keys=ON")
         finally:
