@@ -107,7 +107,15 @@ _PERSONAL_DATA = re.compile(
 )
 # The local SMTP server that stands in for the parents' mail provider logs addresses; it is not our code.
 _TEST_SINK_LOGGERS = ("mail.log",)
-_WATCHED_LOGGERS = ("notify_shared", "notify_invitations", "faststream", "httpx", "aiosmtplib")
+_WATCHED_LOGGERS = (
+    "notify_shared",
+    "notify_invitations",
+    "notify_reminders",
+    "faststream",
+    "httpx",
+    "aiosmtplib",
+    "apscheduler",
+)
 # aiokafka logs whole record values at DEBUG, so the services pin it to WARNING whatever LOG_LEVEL says
 # (notify_shared.logs); it is watched at that level here.
 _PINNED_LOGGERS = {"aiokafka": logging.WARNING}

@@ -2,24 +2,10 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from notify_invitations.settings import InvitationsSettings
 from notify_shared.settings import load_settings
-
-OPERATIONS = Path(__file__).resolve().parents[3] / "docs" / "operations.md"
-
-
-def _environment_names() -> list[str]:
-    return [str(field.validation_alias or name).upper() for name, field in InvitationsSettings.model_fields.items()]
-
-
-def test_every_setting_is_documented_in_the_operations_table() -> None:
-    table = OPERATIONS.read_text(encoding="utf-8")
-    missing = [name for name in _environment_names() if f"| `{name}` |" not in table]
-    assert not missing, f"document these in docs/operations.md: {missing}"
 
 
 def test_an_invalid_setting_stops_start_up_naming_the_variable(

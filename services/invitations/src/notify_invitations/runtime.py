@@ -7,11 +7,8 @@ from contextlib import AsyncExitStack
 from notify_invitations.meeting_states import MeetingStateStore
 from notify_invitations.service import InvitationService
 from notify_invitations.settings import InvitationsSettings
-from notify_shared.channels import FileOutbox
-from notify_shared.delivery import Backoff, Dispatcher, StatusSink
-from notify_shared.ledger import DeliveryLedger
-from notify_shared.rendering import render_notification
-from notify_shared.wiring import build_email_channel, build_sms_channel
+from notify_shared.delivery import Backoff, StatusSink
+from notify_shared.delivery.assembly import open_dispatcher
 
 
 class Runtime:
@@ -30,28 +27,15 @@ class Runtime:
     async def open(
         self, settings: InvitationsSettings, status_sink: StatusSink, backoff: Backoff | None = None
     ) -> None:
-        ledger = await DeliveryLedger.connect(settings.database_url)
-        self._resources.push_async_callback(ledger.aclose)
+        ledger, dispatcher = await open_dispatcher(
+            settings,
+            status_sink=status_sink,
+            resources=self._resources,
+            concurrency=settings.concurrency,
+            backoff=backoff,
+        )
         states = MeetingStateStore(ledger.engine)
         await states.create_schema()
-        outbox = FileOutbox(settings.outbox_dir)
-        email = build_email_channel(settings, outbox)
-        sms = build_sms_channel(settings, outbox)
-        # The outbox may stand behind both channels; close each distinct channel once.
-        closers = {id(channel): channel.aclose for channel in (email, sms, outbox)}
-        for close in closers.values():
-            self._resources.push_async_callback(close)
-        dispatcher = Dispatcher(
-            ledger=ledger,
-            render=render_notification,
-            email=email,
-            sms=sms,
-            status_sink=status_sink,
-            email_sender=settings.email_sender,
-            max_attempts=settings.delivery_attempts,
-            backoff=backoff,
-            concurrency=settings.concurrency,
-        )
         self._service = InvitationService(
             states=states, dispatcher=dispatcher, organizer_email=settings.organizer_email
         )

@@ -113,14 +113,11 @@ class Dispatcher:
         return [result for result in results if isinstance(result, DeliveryOutcome)]
 
     async def deliver(self, plan: PlannedNotification) -> DeliveryOutcome:
-        key = DeliveryKey(
-            source_event_id=plan.source.id,
-            guardian_id=plan.guardian.guardian_id,
-            channel=plan.channel.value,
-            template=plan.template,
-        )
         claim = await self._ledger.begin(
-            key, source_event_type=plan.source.type, school_id=plan.school.id, language=plan.guardian.language
+            self._key(plan),
+            source_event_type=plan.source.type,
+            school_id=plan.school.id,
+            language=plan.guardian.language,
         )
         if claim.in_flight:
             raise NotificationInFlightError(claim.notification_id)
@@ -158,6 +155,31 @@ class Dispatcher:
             attempts=attempted.attempts,
         )
         return DeliveryOutcome(claim.notification_id, attempted.status, attempted.reason)
+
+    async def settle_without_sending(
+        self, plan: PlannedNotification, status: DeliveryStatus, reason: str
+    ) -> DeliveryOutcome:
+        """Record and report a notification that ends without being sent (e.g. a reminder skipped as too late).
+
+        Claimed like any other, so a redelivered decision does not report twice.
+        """
+        claim = await self._ledger.begin(
+            self._key(plan), source_event_type=plan.source.type, school_id=plan.school.id, language=None
+        )
+        if not claim.should_send:
+            assert claim.previous_status is not None
+            return DeliveryOutcome(claim.notification_id, claim.previous_status, already_recorded=True)
+        await self._finish(plan, claim.notification_id, status, reason, language=None)
+        return DeliveryOutcome(claim.notification_id, status, reason)
+
+    @staticmethod
+    def _key(plan: PlannedNotification) -> DeliveryKey:
+        return DeliveryKey(
+            source_event_id=plan.source.id,
+            guardian_id=plan.guardian.guardian_id,
+            channel=plan.channel.value,
+            template=plan.template,
+        )
 
     async def _send_with_retries(
         self, plan: PlannedNotification, rendered: RenderedNotification, notification_id: str

@@ -19,8 +19,9 @@ OPTIONAL_CONTEXT: Final[Mapping[str, object]] = {
     "changes": frozenset(),
     "previous": None,
     "cancellation_note": None,
+    "moved": False,
 }
-"""What the templates see when the caller leaves these out: no changes, no earlier state, no note."""
+"""What the templates see when the caller leaves these out: no changes, no earlier state, no note, not moved."""
 
 _PARTS: Final = ("subject.txt", "body.txt", "body.html", "sms.txt")
 _TRAILING_SPACE = re.compile(r"[ \t]+$", re.MULTILINE)
@@ -81,7 +82,7 @@ def render_notification(
     `language_wanted` is the guardian's language tag and `school_standard` the school's written standard
     (`nb`/`nn`); the language used is the first of those with a catalog, else `nb` (see `choose_language`).
     `context` holds what the templates use: for the meeting notifications `school`, `meeting`, `guardian`,
-    and, where they apply, `changes`, `previous` and `cancellation_note` (see `OPTIONAL_CONTEXT`).
+    and, where they apply, `changes`, `previous`, `cancellation_note` and `moved` (see `OPTIONAL_CONTEXT`).
     The renderer adds `lang` and `direction`.
 
     Raises `UnknownTemplateError` for a name that has no template, and a Jinja error when the context lacks

@@ -1,0 +1,76 @@
+"""APScheduler as the alarm clock: it wakes the runner when the next reminder falls due.
+
+The database, not APScheduler's job store, is the schedule of record (APScheduler 3 cannot share a job store
+between replicas). So the in-memory scheduler holds just two jobs: a one-shot wake-up at the next due time,
+re-armed whenever the schedule changes, and a periodic poll that picks up reminders scheduled by other
+replicas and leases of replicas that died.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.date import DateTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+
+from notify_reminders.firing import ReminderRunner
+from notify_reminders.store import ReminderStore, as_utc
+
+logger = logging.getLogger(__name__)
+
+WAKE_JOB = "reminders-wake"
+POLL_JOB = "reminders-poll"
+
+
+class Alarm:
+    """Keeps one wake-up armed for the earliest due reminder, in real time, whatever the injected clock says."""
+
+    def __init__(
+        self,
+        *,
+        runner: ReminderRunner,
+        store: ReminderStore,
+        clock: Callable[[], datetime],
+        poll_interval: timedelta,
+    ) -> None:
+        self._runner = runner
+        self._store = store
+        self._clock = clock
+        self._poll_interval = poll_interval
+        self._scheduler = AsyncIOScheduler(timezone=UTC, job_defaults={"coalesce": True, "max_instances": 1})
+
+    async def start(self) -> None:
+        self._scheduler.start()
+        self._scheduler.add_job(
+            self._wake, IntervalTrigger(seconds=self._poll_interval.total_seconds()), id=POLL_JOB, replace_existing=True
+        )
+        await self.rearm()
+
+    def stop(self) -> None:
+        if self._scheduler.running:
+            self._scheduler.shutdown(wait=False)
+
+    async def rearm(self) -> datetime | None:
+        """Arm the wake-up for the next due reminder; returns that due time (None when nothing is pending)."""
+        next_due = await self._store.next_due()
+        if next_due is None:
+            if self._scheduler.get_job(WAKE_JOB):
+                self._scheduler.remove_job(WAKE_JOB)
+            return None
+        # The injected clock may run ahead of the wall clock (tests, replays): wait the clock's distance.
+        delay = max(timedelta(0), next_due - as_utc(self._clock()))
+        self._scheduler.add_job(
+            self._wake, DateTrigger(run_date=datetime.now(UTC) + delay), id=WAKE_JOB, replace_existing=True
+        )
+        return next_due
+
+    async def _wake(self) -> None:
+        try:
+            await self._runner.fire_due()
+        except Exception:
+            # The poll comes round again; a failing database must not kill the scheduler.
+            logger.exception("firing due reminders failed; the next poll retries")
+        await self.rearm()

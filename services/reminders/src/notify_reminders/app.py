@@ -1,0 +1,64 @@
+"""The reminders service: `faststream run notify_reminders.app:create_app --factory`.
+
+It keeps a durable schedule of reminders from meeting.created / updated / cancelled, and sends each reminder
+once, at its time, in the school's time zone and outside quiet hours.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from faststream import FastStream
+
+from notify_reminders.handlers import SERVICE, build_router
+from notify_reminders.runtime import Runtime
+from notify_reminders.settings import RemindersSettings
+from notify_shared.delivery import Backoff
+from notify_shared.kafka.service_app import build_service_app
+from notify_shared.logs import configure_logging
+from notify_shared.settings import load_settings
+
+
+def _wall_clock() -> datetime:
+    return datetime.now(UTC)
+
+
+def create_app(
+    settings: RemindersSettings | None = None,
+    *,
+    clock: Callable[[], datetime] = _wall_clock,
+    delivery_backoff: Backoff | None = None,
+    runtime: Runtime | None = None,
+) -> FastStream:
+    """Wire broker, handler, schedule and alarm. Tests pass settings, a clock and a runtime to look into."""
+    if settings is None:
+        configure_logging()
+        settings = load_settings(RemindersSettings)
+    parts = build_service_app(
+        settings,
+        service=SERVICE,
+        title="notify: reminders",
+        description="Reminders before every meeting, durable and exactly once, never at night.",
+    )
+    runtime = runtime or Runtime()
+    parts.broker.include_router(
+        build_router(
+            topics=settings.topics, group_id=settings.consumer_group, dead_letters=parts.dead_letters, runtime=runtime
+        )
+    )
+
+    @parts.app.on_startup
+    async def open_resources() -> None:
+        await runtime.open(settings, status_sink=parts.status_sink, clock=clock, backoff=delivery_backoff)
+
+    @parts.app.after_startup
+    async def start_alarm() -> None:
+        # After the broker: a reminder due at start-up publishes its status through it.
+        await runtime.alarm.start()
+
+    @parts.app.after_shutdown
+    async def close_resources() -> None:
+        await runtime.close()
+
+    return parts.app

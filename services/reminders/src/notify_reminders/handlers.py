@@ -1,0 +1,41 @@
+"""The thin Kafka handler: validated meeting events in, applied to the reminder schedule."""
+
+from __future__ import annotations
+
+from faststream import AckPolicy
+from faststream.kafka import KafkaRouter
+
+from notify_reminders.runtime import Runtime
+from notify_shared import topics as event_types
+from notify_shared.contract import MeetingCancelled, MeetingCreated, MeetingUpdated
+from notify_shared.kafka import cloudevent_decoder
+from notify_shared.kafka.failure_pause import PauseOnFailure
+from notify_shared.kafka.inbound import DeadLetterSink
+from notify_shared.topics import Topics
+
+SERVICE = "reminders"
+CONSUMED = (event_types.MEETING_CREATED, event_types.MEETING_UPDATED, event_types.MEETING_CANCELLED)
+
+
+def build_router(*, topics: Topics, group_id: str, dead_letters: DeadLetterSink, runtime: Runtime) -> KafkaRouter:
+    """One consumer for the meeting topics, in the reminders' own consumer group (invitations has another).
+
+    The offset is committed after the schedule change is in the database (NACK_ON_ERROR), so a crash between
+    reading and storing loses nothing; applying the same event twice changes nothing.
+    """
+    router = KafkaRouter()
+    pause = PauseOnFailure()
+
+    async def on_meeting_event(event: MeetingCreated | MeetingUpdated | MeetingCancelled) -> None:
+        await pause.run(lambda: runtime.service.handle(event), event_id=event.id)
+
+    router.subscriber(
+        *(topics.for_event_type(event_type) for event_type in CONSUMED),
+        group_id=group_id,
+        auto_offset_reset="earliest",
+        ack_policy=AckPolicy.NACK_ON_ERROR,
+        decoder=cloudevent_decoder(topics=topics, service=SERVICE, dead_letters=dead_letters),
+        title=f"{SERVICE}:meetings",
+        description="Meetings scheduled, changed or called off: reminders are scheduled, moved or cancelled.",
+    )(on_meeting_event)
+    return router

@@ -1,0 +1,89 @@
+"""The service's resources, opened when it starts and closed after the broker has stopped."""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Callable
+from contextlib import AsyncExitStack
+from datetime import datetime
+
+from notify_reminders.alarm import Alarm
+from notify_reminders.firing import ReminderRunner
+from notify_reminders.scheduling import Scheduler
+from notify_reminders.service import ReminderService
+from notify_reminders.settings import RemindersSettings
+from notify_reminders.store import ReminderStore
+from notify_shared.delivery import Backoff, StatusSink
+from notify_shared.delivery.assembly import open_dispatcher
+
+
+class Runtime:
+    """Holds what the handlers and the alarm need, between `open()` and `close()`."""
+
+    def __init__(self) -> None:
+        self._service: ReminderService | None = None
+        self._alarm: Alarm | None = None
+        self._runner: ReminderRunner | None = None
+        self._store: ReminderStore | None = None
+        self._resources = AsyncExitStack()
+
+    @property
+    def service(self) -> ReminderService:
+        if self._service is None:
+            raise RuntimeError("the reminders service is not started")
+        return self._service
+
+    @property
+    def runner(self) -> ReminderRunner:
+        if self._runner is None:
+            raise RuntimeError("the reminders service is not started")
+        return self._runner
+
+    @property
+    def alarm(self) -> Alarm:
+        if self._alarm is None:
+            raise RuntimeError("the reminders service is not started")
+        return self._alarm
+
+    @property
+    def store(self) -> ReminderStore:
+        if self._store is None:
+            raise RuntimeError("the reminders service is not started")
+        return self._store
+
+    async def open(
+        self,
+        settings: RemindersSettings,
+        *,
+        status_sink: StatusSink,
+        clock: Callable[[], datetime],
+        backoff: Backoff | None = None,
+    ) -> None:
+        ledger, dispatcher = await open_dispatcher(
+            settings, status_sink=status_sink, resources=self._resources, backoff=backoff, clock=clock
+        )
+        self._store = store = ReminderStore(ledger.engine)
+        await store.create_schema()
+        self._runner = runner = ReminderRunner(
+            store=store,
+            dispatcher=dispatcher,
+            policies=settings.policies,
+            clock=clock,
+            owner=settings.instance_id or f"{socket.gethostname()}:{os.getpid()}",
+            grace=settings.grace_period,
+            lease=settings.claim_lease,
+            batch_size=settings.batch_size,
+        )
+        self._alarm = alarm = Alarm(runner=runner, store=store, clock=clock, poll_interval=settings.poll_interval)
+        self._service = ReminderService(
+            scheduler=Scheduler(ledger.engine, settings.policies, clock),
+            dispatcher=dispatcher,
+            on_schedule_changed=alarm.rearm,
+        )
+
+    async def close(self) -> None:
+        if self._alarm is not None:
+            self._alarm.stop()
+        self._service = self._alarm = self._runner = self._store = None
+        await self._resources.aclose()

@@ -1,0 +1,49 @@
+"""Opening the delivery core from a service's settings: ledger, channels and dispatcher."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextlib import AsyncExitStack
+from datetime import UTC, datetime
+
+from notify_shared.channels import FileOutbox
+from notify_shared.delivery.dispatcher import Dispatcher
+from notify_shared.delivery.retry import Backoff
+from notify_shared.delivery.status_sink import StatusSink
+from notify_shared.ledger import DeliveryLedger
+from notify_shared.rendering import render_notification
+from notify_shared.settings import ServiceSettings
+from notify_shared.wiring import build_email_channel, build_sms_channel
+
+
+async def open_dispatcher(
+    settings: ServiceSettings,
+    *,
+    status_sink: StatusSink,
+    resources: AsyncExitStack,
+    concurrency: int = 16,
+    backoff: Backoff | None = None,
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+) -> tuple[DeliveryLedger, Dispatcher]:
+    """Connect the ledger and the channels named by `settings`; `resources` closes them in reverse order."""
+    ledger = await DeliveryLedger.connect(settings.database_url, clock=clock)
+    resources.push_async_callback(ledger.aclose)
+    outbox = FileOutbox(settings.outbox_dir)
+    email = build_email_channel(settings, outbox)
+    sms = build_sms_channel(settings, outbox)
+    # The outbox may stand behind both channels; close each distinct channel once.
+    for close in {id(channel): channel.aclose for channel in (email, sms, outbox)}.values():
+        resources.push_async_callback(close)
+    dispatcher = Dispatcher(
+        ledger=ledger,
+        render=render_notification,
+        email=email,
+        sms=sms,
+        status_sink=status_sink,
+        email_sender=settings.email_sender,
+        max_attempts=settings.delivery_attempts,
+        backoff=backoff,
+        clock=clock,
+        concurrency=concurrency,
+    )
+    return ledger, dispatcher
