@@ -111,6 +111,7 @@ _WATCHED_LOGGERS = (
     "notify_shared",
     "notify_invitations",
     "notify_reminders",
+    "notify_digest",
     "faststream",
     "httpx",
     "aiosmtplib",

@@ -8,12 +8,12 @@ from collections.abc import Callable
 from contextlib import AsyncExitStack
 from datetime import datetime
 
-from notify_reminders.alarm import Alarm
 from notify_reminders.firing import ReminderRunner
 from notify_reminders.scheduling import Scheduler
 from notify_reminders.service import ReminderService
 from notify_reminders.settings import RemindersSettings
 from notify_reminders.store import ReminderStore
+from notify_shared.alarm import Alarm
 from notify_shared.delivery import Backoff, StatusSink
 from notify_shared.delivery.assembly import open_dispatcher
 
@@ -75,7 +75,9 @@ class Runtime:
             lease=settings.claim_lease,
             batch_size=settings.batch_size,
         )
-        self._alarm = alarm = Alarm(runner=runner, store=store, clock=clock, poll_interval=settings.poll_interval)
+        self._alarm = alarm = Alarm(
+            work=runner.fire_due, next_due=store.next_due, clock=clock, poll_interval=settings.poll_interval
+        )
         self._service = ReminderService(
             scheduler=Scheduler(ledger.engine, settings.policies, clock),
             dispatcher=dispatcher,

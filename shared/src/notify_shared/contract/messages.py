@@ -18,6 +18,9 @@ class PostedMessage(BaseModel):
     class_id: Identifier | None = Field(default=None, description="The class it was posted to, if any.")
     class_name: OneLine | None = Field(default=None, examples=["7B"])
     pupil_id: Identifier | None = Field(default=None, description="The pupil it concerns, for a personal message.")
+    pupil_first_name: OneLine | None = Field(
+        default=None, description="That pupil's first name, so a digest can group messages by child."
+    )
     author_name: OneLine = Field(description="Who wrote it.", examples=["Ola Lærer"])
     subject: OneLine = Field(examples=["Tur til Sognsvann fredag"])
     body: str = Field(

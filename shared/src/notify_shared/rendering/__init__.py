@@ -4,6 +4,7 @@
 public for tests, tools and templates that need the same formatting.
 """
 
+from notify_shared.rendering.digest_context import DigestAbsence, DigestMessage, DigestSection, lessons_in_order
 from notify_shared.rendering.formatting import (
     format_date,
     format_datetime,
@@ -18,6 +19,7 @@ from notify_shared.rendering.languages import (
     choose_language,
     direction_of,
 )
+from notify_shared.rendering.markdown import is_safe_link, markdown_to_html, markdown_to_text
 from notify_shared.rendering.renderer import (
     OPTIONAL_CONTEXT,
     RenderedNotification,
@@ -30,6 +32,9 @@ from notify_shared.rendering.sms import SmsEncoding, gsm7_friendly, sms_encoding
 __all__ = [
     "OPTIONAL_CONTEXT",
     "RIGHT_TO_LEFT",
+    "DigestAbsence",
+    "DigestMessage",
+    "DigestSection",
     "Direction",
     "RenderedNotification",
     "SmsEncoding",
@@ -42,6 +47,10 @@ __all__ = [
     "format_time",
     "format_time_range",
     "gsm7_friendly",
+    "is_safe_link",
+    "lessons_in_order",
+    "markdown_to_html",
+    "markdown_to_text",
     "paragraphs",
     "render_notification",
     "sms_encoding",

@@ -14,12 +14,15 @@ from __future__ import annotations
 
 import io
 import logging
+import re
 import textwrap
 from collections.abc import Callable, Mapping
-from datetime import datetime
+from datetime import date, datetime
 from functools import cache
 from typing import Any, Final, cast
+from zoneinfo import ZoneInfo
 
+from babel import dates as babel_dates
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from babel.support import Translations
@@ -35,12 +38,15 @@ from jinja2.runtime import Context
 from jinja2.sandbox import ImmutableSandboxedEnvironment, SandboxedEnvironment
 
 from notify_shared.rendering import formatting
+from notify_shared.rendering.digest_context import lessons_in_order
 from notify_shared.rendering.languages import (
     CATALOG_DOMAIN,
     available_languages,
     canonical_tag,
     locale_directory,
 )
+from notify_shared.rendering.markdown import markdown_to_html, markdown_to_text
+from notify_shared.rendering.sms import gsm7_friendly, sms_segments
 
 logger = logging.getLogger(__name__)
 
@@ -92,6 +98,12 @@ def _school_zone(context: Context) -> str:
     return zone
 
 
+def _local_date(value: datetime, zone: str) -> date:
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError("expected an aware datetime (with a UTC offset)")
+    return value.astimezone(ZoneInfo(zone)).date()
+
+
 def _date_globals(language: str) -> dict[str, Callable[..., str]]:
     # The templates call format_time_range(start, end) without naming a zone or a language: the zone is always
     # the school's (from the context), the language is the environment's.
@@ -112,12 +124,123 @@ def _date_globals(language: str) -> dict[str, Callable[..., str]]:
     def format_time_range(context: Context, start: datetime, end: datetime) -> str:
         return formatting.format_time_range(start, end, _school_zone(context), language)
 
+    @pass_context
+    def format_day(context: Context, value: date | datetime) -> str:
+        if isinstance(value, datetime):
+            value = _local_date(value, _school_zone(context))
+        return day_text(value, language)
+
+    @pass_context
+    def format_day_time(context: Context, value: datetime) -> str:
+        zone = _school_zone(context)
+        return formatting.patterns_for(language).at.format(
+            date=day_text(_local_date(value, zone), language),
+            time=formatting.format_time(value, zone, language),
+        )
+
+    def format_period(start: date, end: date) -> str:
+        return period_text(start, end, language)
+
     return {
         "format_date": format_date,
         "format_time": format_time,
         "format_datetime": format_datetime,
         "format_time_range": format_time_range,
+        "format_day": format_day,
+        "format_day_time": format_day_time,
+        "format_period": format_period,
     }
+
+
+# A school day as notices and digests name it: the weekday and the date, no year ("fredag 4. desember"). The
+# notices are about today and the digests about this week, so the year would only lengthen an SMS.
+_DAY_PATTERNS: Final[dict[str, str]] = {"nb": "EEEE d. MMMM", "nn": "EEEE d. MMMM", "en": "EEEE d MMMM"}
+# Babel's plain `en` is American ("November 30 – December 4"); families in Norway read day before month.
+_INTERVAL_LOCALES: Final[dict[str, str]] = {"en": "en_GB"}
+
+
+def day_text(value: date, language: str) -> str:
+    """A school day without the year, e.g. nb "fredag 4. desember", en "Friday 4 December"."""
+    primary = canonical_tag(language).split("-", 1)[0]
+    locale = formatting.babel_locale(language)
+    if primary in _DAY_PATTERNS:
+        return babel_dates.format_date(value, _DAY_PATTERNS[primary], locale=locale)
+    return babel_dates.format_skeleton("MMMMEEEEd", value, locale=locale)
+
+
+def period_text(start: date, end: date, language: str) -> str:
+    """The days a digest covers: one day as `day_text`, several as nb "30. november–4. desember"."""
+    if start == end:
+        return day_text(start, language)
+    primary = canonical_tag(language).split("-", 1)[0]
+    locale = _INTERVAL_LOCALES.get(primary) or formatting.babel_locale(language)
+    return babel_dates.format_interval(start, end, "MMMMd", locale=locale)
+
+
+def measured_segments(text: str) -> int:
+    """The SMS segments `text` will be billed as, after the renderer makes its punctuation GSM-7 friendly."""
+    return sms_segments(gsm7_friendly(text))
+
+
+_WORD_END = re.compile(r"\s")
+_DANGLING = " \t\n,;:-–—(/"
+ELLIPSIS: Final = "…"
+_SINGLE_GSM7_CHARACTERS: Final = 160  # the most characters any one segment holds
+
+
+def _longest_fitting(text: str, fits: Callable[[str], bool], limit: int) -> str | None:
+    # The longest start of `text`, cut after a whole word and ending in "…", for which fits() holds; cut
+    # inside a word only when not even the first word fits. None when not even "…" alone fits. No SMS holds
+    # more than `limit` characters, so a 20,000-character message is searched only as far as that.
+    text = text[: limit + 1]
+
+    def cut(end: int) -> str:
+        return text[:end].rstrip(_DANGLING) + ELLIPSIS
+
+    for ends in ([match.start() for match in _WORD_END.finditer(text)], list(range(1, len(text)))):
+        candidates = [end for end in ends if text[:end].strip(_DANGLING)]
+        low, high, best = 0, len(candidates) - 1, None
+        while low <= high:  # fits() only gets harder as the text grows, so a binary search finds the longest
+            middle = (low + high) // 2
+            if fits(cut(candidates[middle])):
+                best, low = candidates[middle], middle + 1
+            else:
+                high = middle - 1
+        if best is not None:
+            return cut(best)
+    return ELLIPSIS if fits(ELLIPSIS) else None
+
+
+def fit_sms(head: str, body: str, tail: str, cut_note: str = "", max_segments: int = 3) -> str:
+    """An SMS of `head`, `body` and `tail`, one per line, in at most `max_segments` billed segments.
+
+    When the whole does not fit, the body is cut after a whole word and ends in "…", and `cut_note` (e.g.
+    "the whole message came by e-mail") goes before the tail. Blank lines in the body are closed up: in an
+    SMS they cost characters and help little. The head and the tail (what it is about, who sent it) are kept
+    whole unless they alone are too long; then the head is cut too.
+    """
+    head, tail, cut_note = str(head).strip(), str(tail).strip(), str(cut_note).strip()
+    body = re.sub(r"\n\s*\n+", "\n", str(body).strip())
+
+    def join(*parts: str) -> str:
+        return "\n".join(part for part in parts if part)
+
+    def fits(text: str) -> bool:
+        return measured_segments(text) <= max_segments
+
+    limit = _SINGLE_GSM7_CHARACTERS * max_segments
+    whole = join(head, body, tail)
+    # Measuring a 20,000-character message is the costly part; far beyond what any SMS holds, skip it.
+    # (gsm7_friendly only drops invisible characters, so four times the limit cannot shrink to fit.)
+    if len(whole) <= 4 * limit and fits(whole):
+        return whole
+    cut_body = _longest_fitting(body, lambda candidate: fits(join(head, candidate, cut_note, tail)), limit)
+    if cut_body is not None and cut_body != ELLIPSIS:
+        return join(head, cut_body, cut_note, tail)
+    cut_head = _longest_fitting(head, lambda candidate: fits(join(candidate, cut_note, tail)), limit)
+    if cut_head is not None:
+        return join(cut_head, cut_note, tail)
+    return _longest_fitting(join(head, tail), fits, limit) or ELLIPSIS
 
 
 def shorten(text: str | None, width: int) -> str:
@@ -161,5 +284,10 @@ def environment_for(language: str) -> SandboxedEnvironment:
     environment.globals.update(_date_globals(language))
     environment.filters["paragraphs"] = formatting.paragraphs
     environment.filters["shorten"] = shorten
+    environment.filters["markdown"] = markdown_to_html
+    environment.filters["markdown_text"] = markdown_to_text
+    environment.filters["lessons_in_order"] = lessons_in_order
+    environment.globals["fit_sms"] = fit_sms
+    environment.globals["sms_segments"] = measured_segments
     logger.debug("template environment ready for language %s", language)
     return environment

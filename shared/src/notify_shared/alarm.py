@@ -1,43 +1,40 @@
-"""APScheduler as the alarm clock: it wakes the runner when the next reminder falls due.
+"""APScheduler as an alarm clock: it wakes a service when its next piece of work falls due.
 
-The database, not APScheduler's job store, is the schedule of record (APScheduler 3 cannot share a job store
-between replicas). So the in-memory scheduler holds just two jobs: a one-shot wake-up at the next due time,
-re-armed whenever the schedule changes, and a periodic poll that picks up reminders scheduled by other
-replicas and leases of replicas that died.
+The services keep their schedules of record in their databases, not in APScheduler's job store (APScheduler 3
+cannot share a job store between replicas). So the in-memory scheduler holds just two jobs: a one-shot wake-up
+at the next due time, re-armed whenever the schedule changes, and a periodic poll that picks up work scheduled
+by other replicas, digest slots, and the claims of replicas that died.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
-from notify_reminders.firing import ReminderRunner
-from notify_reminders.store import ReminderStore, as_utc
-
 logger = logging.getLogger(__name__)
 
-WAKE_JOB = "reminders-wake"
-POLL_JOB = "reminders-poll"
+WAKE_JOB = "wake"
+POLL_JOB = "poll"
 
 
 class Alarm:
-    """Keeps one wake-up armed for the earliest due reminder, in real time, whatever the injected clock says."""
+    """Keeps one wake-up armed for the earliest due work, in real time, whatever the injected clock says."""
 
     def __init__(
         self,
         *,
-        runner: ReminderRunner,
-        store: ReminderStore,
+        work: Callable[[], Awaitable[object]],
+        next_due: Callable[[], Awaitable[datetime | None]],
         clock: Callable[[], datetime],
         poll_interval: timedelta,
     ) -> None:
-        self._runner = runner
-        self._store = store
+        self._work = work
+        self._next_due = next_due
         self._clock = clock
         self._poll_interval = poll_interval
         self._scheduler = AsyncIOScheduler(timezone=UTC, job_defaults={"coalesce": True, "max_instances": 1})
@@ -54,14 +51,14 @@ class Alarm:
             self._scheduler.shutdown(wait=False)
 
     async def rearm(self) -> datetime | None:
-        """Arm the wake-up for the next due reminder; returns that due time (None when nothing is pending)."""
-        next_due = await self._store.next_due()
+        """Arm the wake-up for the next due work; returns that due time (None when nothing is waiting)."""
+        next_due = await self._next_due()
         if next_due is None:
             if self._scheduler.get_job(WAKE_JOB):
                 self._scheduler.remove_job(WAKE_JOB)
             return None
-        # The injected clock may run ahead of the wall clock (tests, replays): wait the clock's distance.
-        delay = max(timedelta(0), next_due - as_utc(self._clock()))
+        # The injected clock may differ from the wall clock (tests, replays): wait the clock's distance.
+        delay = max(timedelta(0), next_due - self._clock().astimezone(UTC))
         self._scheduler.add_job(
             self._wake, DateTrigger(run_date=datetime.now(UTC) + delay), id=WAKE_JOB, replace_existing=True
         )
@@ -69,8 +66,8 @@ class Alarm:
 
     async def _wake(self) -> None:
         try:
-            await self._runner.fire_due()
+            await self._work()
         except Exception:
             # The poll comes round again; a failing database must not kill the scheduler.
-            logger.exception("firing due reminders failed; the next poll retries")
+            logger.exception("scheduled work failed; the next poll retries")
         await self.rearm()

@@ -1,0 +1,216 @@
+"""Sending what is due: debounced notices, and digests whose slot has passed."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from notify_digest.intake import ABSENCE_NOTICE, MESSAGE_NOTICE
+from notify_digest.settings import DigestSettings
+from notify_digest.slots import latest_daily_slot, latest_weekly_slot
+from notify_digest.store import ClaimedDigest, ClaimedNotice, DigestStore, ItemRow, State, as_utc, stable_id
+from notify_shared.contract import Channel, Lesson, MessagePosted, Pupil, Recipient, School
+from notify_shared.delivery import Dispatcher, NotificationInFlightError, PlannedNotification, SourceEventRef
+from notify_shared.ledger import DeliveryStatus
+from notify_shared.rendering.digest_context import DigestAbsence, DigestMessage, DigestSection, lessons_in_order
+
+logger = logging.getLogger(__name__)
+
+DIGEST = "digest"
+DIGEST_SOURCE_TYPE = "digest.due"
+NOTICE_SOURCE_TYPE = "notice.due"
+
+
+@dataclass
+class RunReport:
+    notices_sent: int = 0
+    digests_sent: int = 0
+    digests_failed: int = 0
+    items_assigned: int = 0
+
+
+def _absence_channel(guardian: Recipient) -> Channel:
+    """SMS where the guardian wants it and has a usable number; email otherwise."""
+    if Channel.SMS in guardian.channels and guardian.contact_problem(Channel.SMS) is None:
+        return Channel.SMS
+    return Channel.EMAIL if Channel.EMAIL in guardian.channels else Channel.SMS
+
+
+def build_sections(rows: Sequence[ItemRow]) -> tuple[tuple[DigestSection, ...], int, int]:
+    """Group a digest's items by child or class, merging one pupil's absences on one day into one line."""
+    messages: dict[str, list[DigestMessage]] = defaultdict(list)
+    absences: dict[str, dict[tuple[str, str], DigestAbsence]] = defaultdict(dict)
+    order: list[str] = []
+    for row in rows:
+        if row.section not in order:
+            order.append(row.section)
+        payload = json.loads(row.payload)
+        if row.kind == "message":
+            messages[row.section].append(
+                DigestMessage(
+                    subject=payload["subject"],
+                    body=payload["body"],
+                    author_name=payload["author_name"],
+                    posted_at=datetime.fromisoformat(payload["posted_at"]),
+                    urgent=payload["urgent"],
+                    class_name=payload["class_name"],
+                )
+            )
+            continue
+        pupil = Pupil.model_validate(payload["pupil"])
+        key = (pupil.pupil_id, payload["date"])
+        lessons = tuple(Lesson.model_validate(lesson) for lesson in payload["lessons"])
+        earlier = absences[row.section].get(key)
+        if earlier is not None:
+            # A whole-day absence (no lessons) covers every lesson of that day.
+            lessons = () if not earlier.lessons or not lessons else lessons_in_order(earlier.lessons + lessons)
+        absences[row.section][key] = DigestAbsence(
+            pupil_first_name=pupil.first_name,
+            class_name=pupil.class_name,
+            date=date.fromisoformat(payload["date"]),
+            lessons=lessons,
+            reported_by_guardian=payload["reported_by_guardian"] and (earlier is None or earlier.reported_by_guardian),
+        )
+    sections = tuple(
+        DigestSection(heading=name, messages=tuple(messages[name]), absences=tuple(absences[name].values()))
+        for name in order
+    )
+    return sections, sum(len(m) for m in messages.values()), sum(len(a) for a in absences.values())
+
+
+class DigestRunner:
+    """Fires due notices and digests. Safe to call from several tasks and several replicas at once."""
+
+    def __init__(
+        self,
+        *,
+        store: DigestStore,
+        dispatcher: Dispatcher,
+        settings: DigestSettings,
+        clock: Callable[[], datetime],
+        owner: str,
+    ) -> None:
+        self._store = store
+        self._dispatcher = dispatcher
+        self._settings = settings
+        self._clock = clock
+        self._owner = owner
+        self._lock = asyncio.Lock()
+
+    def _now(self) -> datetime:
+        return as_utc(self._clock())
+
+    async def run_due(self) -> RunReport:
+        report = RunReport()
+        async with self._lock:
+            await self._send_notices(report)
+            await self._assign_digests(report)
+            await self._send_digests(report)
+        return report
+
+    # --- notices ---
+
+    async def _send_notices(self, report: RunReport) -> None:
+        settings = self._settings
+        while batch := await self._store.claim_notices(
+            now=self._now(), owner=self._owner, lease=settings.claim_lease, limit=settings.batch_size
+        ):
+            await asyncio.gather(*(self._send_notice(notice, report) for notice in batch))
+
+    async def _send_notice(self, notice: ClaimedNotice, report: RunReport) -> None:
+        school = School.model_validate_json(notice.school)
+        guardian = Recipient.model_validate_json(notice.guardian)
+        source = SourceEventRef(id=notice.notice_id, type=NOTICE_SOURCE_TYPE)
+        payload = json.loads(notice.payload)
+        if notice.kind == "absence":
+            context: dict[str, object] = {
+                "school": school,
+                "guardian": guardian,
+                "pupil": Pupil.model_validate(payload["pupil"]),
+                "date": date.fromisoformat(payload["date"]),
+                "lessons": tuple(Lesson.model_validate(lesson) for lesson in payload["lessons"]),
+            }
+            plans = [PlannedNotification(source, school, guardian, _absence_channel(guardian), ABSENCE_NOTICE, context)]
+        else:
+            message = MessagePosted.model_validate(payload["event"]).data
+            context = {"school": school, "guardian": guardian, "message": message, "urgent": message.urgent}
+            plans = [
+                PlannedNotification(source, school, guardian, channel, MESSAGE_NOTICE, context)
+                for channel in guardian.channels
+            ]
+        try:
+            await self._dispatcher.dispatch(plans)
+        except NotificationInFlightError:
+            return  # another replica holds it; its lease decides
+        await self._store.settle_notice(notice.notice_id, State.SENT, owner=self._owner, now=self._now())
+        report.notices_sent += 1
+
+    # --- digests ---
+
+    def _slot(self, period: str, zone: ZoneInfo, now: datetime) -> datetime:
+        settings = self._settings
+        if period == "daily":
+            return latest_daily_slot(now, settings.daily_at, zone)
+        return latest_weekly_slot(now, settings.weekly_day, settings.weekly_at, zone)
+
+    async def _assign_digests(self, report: RunReport) -> None:
+        now = self._now()
+        for school_id, timezone, period in await self._store.waiting_schools():
+            slot = self._slot(period, ZoneInfo(timezone), now)
+            report.items_assigned += await self._store.assign(school_id=school_id, period=period, slot_at=slot, now=now)
+
+    async def _send_digests(self, report: RunReport) -> None:
+        settings = self._settings
+        while batch := await self._store.claim_digests(
+            now=self._now(), owner=self._owner, lease=settings.claim_lease, limit=settings.batch_size
+        ):
+            await asyncio.gather(*(self._send_digest(digest, report) for digest in batch))
+
+    async def _send_digest(self, digest: ClaimedDigest, report: RunReport) -> None:
+        rows = await self._store.items_of(digest.digest_id)
+        now = self._now()
+        if not rows:
+            await self._store.settle_digest(digest.digest_id, State.SKIPPED, owner=self._owner, now=now, reason="empty")
+            return
+        school = School.model_validate_json(rows[-1].school)
+        guardian = Recipient.model_validate_json(rows[-1].guardian)  # the latest contact details
+        quiet = self._settings.quiet_hours
+        local_now = now.astimezone(school.zone)
+        if quiet.contains(local_now.time()):
+            end_day = local_now.date() if local_now.time() < quiet.end else local_now.date() + timedelta(days=1)
+            until = datetime.combine(end_day, quiet.end).replace(tzinfo=school.zone).astimezone(UTC)
+            await self._store.postpone_digest(digest.digest_id, owner=self._owner, until=until, now=now)
+            return
+        sections, message_count, absence_count = build_sections(rows)
+        context: dict[str, object] = {
+            "school": school,
+            "guardian": guardian,
+            "period": digest.period,
+            "period_start": min(row.sort_at for row in rows).astimezone(school.zone).date(),
+            "period_end": digest.slot_at.astimezone(school.zone).date(),
+            "sections": sections,
+            "message_count": message_count,
+            "absence_count": absence_count,
+        }
+        # The ledger keys by a short hash of the digest id, which can be longer than an event id may be.
+        source = SourceEventRef(id=stable_id(digest.digest_id), type=DIGEST_SOURCE_TYPE)
+        plan = PlannedNotification(source, school, guardian, Channel.EMAIL, DIGEST, context)
+        try:
+            (outcome,) = await self._dispatcher.dispatch([plan])
+        except NotificationInFlightError:
+            return
+        sent = outcome.status in (DeliveryStatus.SENT, DeliveryStatus.DELIVERED)
+        state = State.SENT if sent else State.FAILED
+        await self._store.settle_digest(
+            digest.digest_id, state, owner=self._owner, now=self._now(), reason=outcome.reason
+        )
+        if sent:
+            report.digests_sent += 1
+        else:
+            report.digests_failed += 1

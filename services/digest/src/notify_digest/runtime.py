@@ -1,0 +1,81 @@
+"""The service's resources, opened when it starts and closed after the broker has stopped."""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Callable
+from contextlib import AsyncExitStack
+from datetime import datetime
+
+from notify_digest.intake import Intake
+from notify_digest.runner import DigestRunner
+from notify_digest.service import DigestService
+from notify_digest.settings import DigestSettings
+from notify_digest.store import DigestStore
+from notify_shared.alarm import Alarm
+from notify_shared.delivery import Backoff, StatusSink
+from notify_shared.delivery.assembly import open_dispatcher
+
+
+class Runtime:
+    """Holds what the handlers and the alarm need, between `open()` and `close()`."""
+
+    def __init__(self) -> None:
+        self._parts: tuple[DigestService, DigestRunner, DigestStore, Alarm] | None = None
+        self._resources = AsyncExitStack()
+
+    def _get(self) -> tuple[DigestService, DigestRunner, DigestStore, Alarm]:
+        if self._parts is None:
+            raise RuntimeError("the digest service is not started")
+        return self._parts
+
+    @property
+    def service(self) -> DigestService:
+        return self._get()[0]
+
+    @property
+    def runner(self) -> DigestRunner:
+        return self._get()[1]
+
+    @property
+    def store(self) -> DigestStore:
+        return self._get()[2]
+
+    @property
+    def alarm(self) -> Alarm:
+        return self._get()[3]
+
+    async def open(
+        self,
+        settings: DigestSettings,
+        *,
+        status_sink: StatusSink,
+        clock: Callable[[], datetime],
+        backoff: Backoff | None = None,
+    ) -> None:
+        ledger, dispatcher = await open_dispatcher(
+            settings, status_sink=status_sink, resources=self._resources, backoff=backoff, clock=clock
+        )
+        store = DigestStore(ledger.engine)
+        await store.create_schema()
+        runner = DigestRunner(
+            store=store,
+            dispatcher=dispatcher,
+            settings=settings,
+            clock=clock,
+            owner=settings.instance_id or f"{socket.gethostname()}:{os.getpid()}",
+        )
+        alarm = Alarm(
+            work=runner.run_due, next_due=store.next_notice_due, clock=clock, poll_interval=settings.poll_interval
+        )
+        service = DigestService(
+            intake=Intake(store, settings, clock), dispatcher=dispatcher, on_schedule_changed=alarm.rearm
+        )
+        self._parts = (service, runner, store, alarm)
+
+    async def close(self) -> None:
+        if self._parts is not None:
+            self._parts[3].stop()
+        self._parts = None
+        await self._resources.aclose()
