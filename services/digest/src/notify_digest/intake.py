@@ -158,7 +158,8 @@ class Intake:
                             guardian=guardian,
                             group_key=event.id,
                             due_at=quiet_until,
-                            payload=json.dumps({"event": event.model_dump(mode="json")}),
+                            # The message without its recipient list: one guardian's notice keeps no one else's data.
+                            payload=data.model_copy(update={"recipients": ()}).model_dump_json(),
                             now=now,
                         )
                     )

@@ -15,7 +15,7 @@ from notify_digest.intake import ABSENCE_NOTICE, MESSAGE_NOTICE
 from notify_digest.settings import DigestSettings
 from notify_digest.slots import latest_daily_slot, latest_weekly_slot
 from notify_digest.store import ClaimedDigest, ClaimedNotice, DigestStore, ItemRow, State, as_utc, stable_id
-from notify_shared.contract import Channel, Lesson, MessagePosted, Pupil, Recipient, School
+from notify_shared.contract import Channel, Lesson, PostedMessage, Pupil, Recipient, School
 from notify_shared.delivery import Dispatcher, NotificationInFlightError, PlannedNotification, SourceEventRef
 from notify_shared.ledger import DeliveryStatus
 from notify_shared.rendering.digest_context import DigestAbsence, DigestMessage, DigestSection, lessons_in_order
@@ -138,7 +138,7 @@ class DigestRunner:
             }
             plans = [PlannedNotification(source, school, guardian, _absence_channel(guardian), ABSENCE_NOTICE, context)]
         else:
-            message = MessagePosted.model_validate(payload["event"]).data
+            message = PostedMessage.model_validate(payload)
             context = {"school": school, "guardian": guardian, "message": message, "urgent": message.urgent}
             plans = [
                 PlannedNotification(source, school, guardian, channel, MESSAGE_NOTICE, context)
