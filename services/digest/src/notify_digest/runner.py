@@ -106,6 +106,11 @@ class DigestRunner:
     def _now(self) -> datetime:
         return as_utc(self._clock())
 
+    async def drain(self) -> None:
+        """Wait for a run in progress to finish, so a shutdown records what it sent."""
+        async with self._lock:
+            return
+
     async def run_due(self) -> RunReport:
         report = RunReport()
         async with self._lock:

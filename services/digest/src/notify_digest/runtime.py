@@ -77,5 +77,6 @@ class Runtime:
     async def close(self) -> None:
         if self._parts is not None:
             self._parts[3].stop()
+            await self._parts[1].drain()
         self._parts = None
         await self._resources.aclose()

@@ -59,6 +59,11 @@ class ReminderRunner:
         self._batch_size = batch_size
         self._lock = asyncio.Lock()
 
+    async def drain(self) -> None:
+        """Wait for a firing round in progress to finish, so a shutdown records what it sent."""
+        async with self._lock:
+            return
+
     async def fire_due(self) -> FiringReport:
         """Send everything due now, batch after batch, until nothing due is left."""
         report = FiringReport()

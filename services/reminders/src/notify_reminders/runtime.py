@@ -87,5 +87,7 @@ class Runtime:
     async def close(self) -> None:
         if self._alarm is not None:
             self._alarm.stop()
+        if self._runner is not None:
+            await self._runner.drain()
         self._service = self._alarm = self._runner = self._store = None
         await self._resources.aclose()
