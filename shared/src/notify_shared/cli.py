@@ -1,4 +1,4 @@
-"""`notify`: the command line for people — publish events, inspect the contract.
+"""`notify`: the command line for people — publish events, inspect the contract, preview notifications.
 
 Services are started with `faststream run <package>.app:create_app --factory`, not from here.
 """
@@ -27,16 +27,27 @@ from notify_shared.contract import (
 )
 from notify_shared.contract.kafka_codec import describe_validation_error
 from notify_shared.contract.schemas import write_schemas
+from notify_shared.rendering import (
+    RenderedNotification,
+    available_languages,
+    catalog_language,
+    choose_language,
+    template_names,
+)
+from notify_shared.rendering.previews import sample_context
+from notify_shared.rendering.renderer import render_notification
 from notify_shared.topics import MEETING_CANCELLED, MEETING_CREATED, MEETING_UPDATED, Topics
 
 app = typer.Typer(
-    help="School–home notifications: publish events and inspect the event contract.", no_args_is_help=True
+    help="School–home notifications: publish events, inspect the event contract, preview notifications.",
+    no_args_is_help=True,
 )
 contract_app = typer.Typer(help="The event contract.", no_args_is_help=True)
 app.add_typer(contract_app, name="contract")
 console = Console(stderr=True, soft_wrap=True)
 
 DEFAULT_SCHEMA_DIR = Path("docs/contract/schemas")
+DEFAULT_PREVIEW_DIR = Path(".local/preview")
 
 
 class ContentMode(StrEnum):
@@ -132,6 +143,58 @@ def contract_write(
     """Regenerate the JSON Schema of every event (commit the result)."""
     for path in write_schemas(directory):
         console.print(f"wrote {path}")
+
+
+def _preview_files(rendered: RenderedNotification) -> dict[str, str]:
+    # What each file holds is what one channel sends; the SMS file starts with what it costs.
+    return {
+        "subject.txt": rendered.subject + "\n",
+        "body.txt": rendered.text,
+        "body.html": rendered.html,
+        "sms.txt": f"{rendered.sms_encoding}, {rendered.sms_segments} segment(s)\n{rendered.sms}\n",
+    }
+
+
+@app.command()
+def preview(
+    template: Annotated[str, typer.Argument(help="A notification template, e.g. meeting_invitation.")],
+    *,
+    lang: Annotated[str, typer.Option("--lang", help="The guardian's language tag, e.g. nb, pl, ar.")] = "nb",
+    out: Annotated[
+        Path | None, typer.Option(help="Where the files go; default .local/preview/<template>-<lang>/.")
+    ] = None,
+    school_standard: Annotated[str, typer.Option(help="The school's written standard: nb or nn.")] = "nb",
+    fallback: Annotated[
+        bool,
+        typer.Option(
+            "--fallback",
+            help="Render what a guardian with a language that has no catalog would get (the school's "
+            "standard), instead of stopping.",
+        ),
+    ] = False,
+) -> None:
+    """Render a notification with sample data: subject, text and HTML e-mail, and SMS, one file each."""
+    if template not in template_names():
+        raise typer.BadParameter(f"one of {', '.join(sorted(template_names()))}", param_hint="TEMPLATE")
+    if catalog_language(lang) is None and not fallback:
+        # A preview is for checking a translation; one that quietly showed bokmål would pass for it.
+        console.print(
+            f"[red]no catalog for {lang!r}[/]: a guardian with it gets "
+            f"{choose_language(lang, school_standard)!r}. Catalogs: {', '.join(sorted(available_languages()))}. "
+            "Use --fallback to preview that anyway."
+        )
+        raise typer.Exit(code=2)
+    rendered = render_notification(template, lang, school_standard, sample_context(template, lang))
+    directory = out if out is not None else DEFAULT_PREVIEW_DIR / f"{template}-{lang}"
+    directory.mkdir(parents=True, exist_ok=True)
+    for name, content in _preview_files(rendered).items():
+        (directory / name).write_text(content, encoding="utf-8")
+        print(directory / name)
+    console.print(
+        f"{template} in {rendered.language} ({rendered.direction}); SMS {rendered.sms_encoding}, "
+        f"{rendered.sms_segments} segment(s). Open the e-mail in a browser:"
+    )
+    print((directory / "body.html").resolve().as_uri())
 
 
 def main() -> None:

@@ -78,5 +78,10 @@ def context(template: str, **overrides: Any) -> dict[str, object]:
     return values | overrides
 
 
+def visible(html: str) -> str:
+    """The HTML without the `<bdi>` isolates around inserted values, to look for a sentence as a reader sees it."""
+    return html.replace("<bdi>", "").replace("</bdi>", "")
+
+
 def render(template: str, language: str = "nb", school_standard: str = "nb", **overrides: Any) -> RenderedNotification:
     return render_notification(template, language, school_standard, context(template, **overrides))

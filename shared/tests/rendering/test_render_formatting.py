@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta, timezone
 
 import pytest
 from markupsafe import Markup
 
 from notify_shared.rendering import format_date, format_datetime, format_time, format_time_range, paragraphs
+from notify_shared.rendering.environment import period_text
+from notify_shared.rendering.formatting import babel_locale, format_day
 
 from .render_factories import OSLO, meeting, render
 
@@ -51,6 +53,62 @@ def test_other_languages_fall_back_to_cldr_patterns() -> None:
     assert "3 grudnia 2026" in polish
     assert "18:00" in polish
     assert "19:30" in polish
+
+
+@pytest.mark.parametrize(
+    ("language", "expected"),
+    [
+        # Hand-picked: how a notice in the language gives a meeting time.
+        ("de", "Donnerstag, 3. Dezember 2026, 18:00–19:30 Uhr"),
+        ("pl", "czwartek, 3 grudnia 2026, godz. 18:00–19:30"),
+        ("uk", "четвер, 3 грудня 2026\u202fр., 18:00–19:30"),
+        ("tr", "3 Aralık 2026 Perşembe, saat 18:00–19:30"),
+        # CLDR with a correction: day before month, no Latin commas in Pashto.
+        ("so", "Khamiis, 3 Diseembar 2026 18:00–19:30"),
+        ("ps", "پنج شنبه 3 دسمبر 2026 18:00–19:30"),
+        # CLDR as it is, on the 24-hour clock where CLDR's default is 12-hour ("6:00 م", "6:00 PM").
+        ("ar", "الخميس، 3 ديسمبر 2026، 18:00–19:30"),
+        ("ur", "جمعرات، 3 دسمبر، 2026 18:00–19:30"),
+        ("ti", "ሓሙስ፣ 3 ታሕሳስ 2026 18:00–19:30"),
+        # Dari is CLDR's Persian of Afghanistan (Afghan month names); Kurmanji is CLDR's ku.
+        ("prs", "پنجشنبه 3 دسمبر 2026، ساعت 18:00–19:30"),
+        ("kmr", "pêncşem, 3ê berfanbara 2026an 18:00–19:30"),
+        ("lt", "2026 m. gruodžio 3 d., ketvirtadienis 18:00–19:30"),
+    ],
+)
+def test_time_range_in_the_languages_parents_read(language: str, expected: str) -> None:
+    assert format_time_range(START, END, "Europe/Oslo", language) == expected
+
+
+@pytest.mark.parametrize(
+    ("language", "expected"),
+    [
+        ("nb", "mandag 7. desember"),
+        ("pl", "poniedziałek, 7 grudnia"),
+        ("de", "Montag, 7. Dezember"),
+        ("tr", "7 Aralık Pazartesi"),
+        ("so", "Isniin, 7 Diseembar"),
+        ("kmr", "duşem, 7ê berfanbarê"),
+        ("ar", "الاثنين، 7 ديسمبر"),
+    ],
+)
+def test_a_school_day_names_the_whole_weekday_and_no_year(language: str, expected: str) -> None:
+    assert format_day(date(2026, 12, 7), language) == expected
+
+
+@pytest.mark.parametrize(
+    ("language", "expected"),
+    [("nb", "30. november–4. desember"), ("so", "30 Noofeembar – 4 Diseembar"), ("kmr", "30ê mijdarê – 4ê berfanbarê")],
+)
+def test_a_digest_week_puts_the_day_before_the_month(language: str, expected: str) -> None:
+    assert period_text(date(2026, 11, 30), date(2026, 12, 4), language) == expected
+
+
+def test_dari_and_kurmanji_have_babel_locales_of_their_own() -> None:
+    assert str(babel_locale("prs")) == "fa_AF"
+    assert babel_locale("kmr").language == "ku"
+    for language in ("se", "ti", "so", "ps", "ur"):
+        assert babel_locale(language).language == language
 
 
 def test_values_are_converted_to_the_school_zone_whatever_offset_they_came_with() -> None:

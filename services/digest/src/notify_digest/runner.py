@@ -15,6 +15,7 @@ from notify_digest.intake import ABSENCE_NOTICE, MESSAGE_NOTICE
 from notify_digest.settings import DigestSettings
 from notify_digest.slots import latest_daily_slot, latest_weekly_slot
 from notify_digest.store import ClaimedDigest, ClaimedNotice, DigestStore, ItemRow, State, as_utc, stable_id
+from notify_shared.concurrency import finish_all
 from notify_shared.contract import Channel, Lesson, PostedMessage, Pupil, Recipient, School
 from notify_shared.delivery import Dispatcher, NotificationInFlightError, PlannedNotification, SourceEventRef
 from notify_shared.ledger import DeliveryStatus
@@ -126,7 +127,7 @@ class DigestRunner:
         while batch := await self._store.claim_notices(
             now=self._now(), owner=self._owner, lease=settings.claim_lease, limit=settings.batch_size
         ):
-            await asyncio.gather(*(self._send_notice(notice, report) for notice in batch))
+            await finish_all(self._send_notice(notice, report) for notice in batch)
 
     async def _send_notice(self, notice: ClaimedNotice, report: RunReport) -> None:
         school = School.model_validate_json(notice.school)
@@ -175,7 +176,7 @@ class DigestRunner:
         while batch := await self._store.claim_digests(
             now=self._now(), owner=self._owner, lease=settings.claim_lease, limit=settings.batch_size
         ):
-            await asyncio.gather(*(self._send_digest(digest, report) for digest in batch))
+            await finish_all(self._send_digest(digest, report) for digest in batch)
 
     async def _send_digest(self, digest: ClaimedDigest, report: RunReport) -> None:
         rows = await self._store.items_of(digest.digest_id)

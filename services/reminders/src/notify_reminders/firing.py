@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from notify_reminders.policy import ReminderPolicies
 from notify_reminders.store import ReminderRow, ReminderState, ReminderStore, as_utc
 from notify_reminders.timing import reason_not_to_fire
+from notify_shared.concurrency import finish_all
 from notify_shared.contract import Channel, Recipient, School
 from notify_shared.contract.meetings import Meeting
 from notify_shared.delivery import Dispatcher, NotificationInFlightError, PlannedNotification, SourceEventRef
@@ -71,7 +72,7 @@ class ReminderRunner:
             while batch := await self._store.claim_due(
                 now=as_utc(self._clock()), owner=self._owner, lease=self._lease, limit=self._batch_size
             ):
-                await asyncio.gather(*(self._fire(row, report) for row in batch))
+                await finish_all(self._fire(row, report) for row in batch)
         if report.sent or report.skipped or report.failed:
             logger.info("fired reminders: %d sent, %d skipped, %d failed", report.sent, report.skipped, report.failed)
         return report

@@ -21,6 +21,7 @@ from notify_shared.channels import (
     SmsChannel,
     TransientDeliveryError,
 )
+from notify_shared.concurrency import finish_all
 from notify_shared.contract import Channel, NotificationStatusReport
 from notify_shared.delivery.eligibility import screen
 from notify_shared.delivery.plan import PlannedNotification
@@ -106,11 +107,7 @@ class Dispatcher:
             async with self._slots:
                 return await self.deliver(plan)
 
-        results = await asyncio.gather(*(bounded(plan) for plan in plans), return_exceptions=True)
-        for result in results:
-            if isinstance(result, BaseException):
-                raise result
-        return [result for result in results if isinstance(result, DeliveryOutcome)]
+        return await finish_all(bounded(plan) for plan in plans)
 
     async def deliver(self, plan: PlannedNotification) -> DeliveryOutcome:
         claim = await self._ledger.begin(
@@ -144,16 +141,25 @@ class Dispatcher:
             return DeliveryOutcome(claim.notification_id, DeliveryStatus.FAILED, "template_error")
 
         attempted = await self._send_with_retries(plan, rendered, claim.notification_id)
-        await self._finish(
-            plan,
-            claim.notification_id,
-            attempted.status,
-            attempted.reason,
-            language=rendered.language,
-            receipt=attempted.receipt,
-            segments=rendered.sms_segments if plan.channel is Channel.SMS else None,
-            attempts=attempted.attempts,
+        recording = asyncio.ensure_future(
+            self._finish(
+                plan,
+                claim.notification_id,
+                attempted.status,
+                attempted.reason,
+                language=rendered.language,
+                receipt=attempted.receipt,
+                segments=rendered.sms_segments if plan.channel is Channel.SMS else None,
+                attempts=attempted.attempts,
+            )
         )
+        try:
+            await asyncio.shield(recording)
+        except asyncio.CancelledError:
+            # Cancelled (a shutdown) after the provider accepted: record that first, or a restart would send
+            # the same notification again.
+            await recording
+            raise
         return DeliveryOutcome(claim.notification_id, attempted.status, attempted.reason)
 
     async def settle_without_sending(

@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import io
 import logging
-import re
-import textwrap
 from collections.abc import Callable, Mapping
 from datetime import date, datetime
 from functools import cache
@@ -32,21 +30,39 @@ from jinja2 import (
     StrictUndefined,
     TemplateRuntimeError,
     pass_context,
+    pass_eval_context,
     select_autoescape,
 )
+from jinja2.nodes import EvalContext
 from jinja2.runtime import Context
 from jinja2.sandbox import ImmutableSandboxedEnvironment, SandboxedEnvironment
 
-from notify_shared.rendering import formatting
+from notify_shared.rendering import bidi, formatting
 from notify_shared.rendering.digest_context import lessons_in_order
 from notify_shared.rendering.languages import (
     CATALOG_DOMAIN,
+    Direction,
     available_languages,
     canonical_tag,
+    direction_of,
     locale_directory,
 )
 from notify_shared.rendering.markdown import markdown_to_html, markdown_to_text
-from notify_shared.rendering.sms import gsm7_friendly, sms_segments
+
+# fit_sms and measured_segments were defined here before they moved to sms_fitting; still importable from here.
+from notify_shared.rendering.sms_fitting import compose_sms, fit_sms, measured_segments, shorten, sms_line
+
+__all__ = [
+    "TEMPLATE_DIRECTORY",
+    "TEMPLATE_PACKAGE",
+    "TemplateLoader",
+    "day_text",
+    "environment_for",
+    "fit_sms",
+    "measured_segments",
+    "period_text",
+    "translations_for",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -152,105 +168,40 @@ def _date_globals(language: str) -> dict[str, Callable[..., str]]:
     }
 
 
-# A school day as notices and digests name it: the weekday and the date, no year ("fredag 4. desember"). The
-# notices are about today and the digests about this week, so the year would only lengthen an SMS.
-_DAY_PATTERNS: Final[dict[str, str]] = {"nb": "EEEE d. MMMM", "nn": "EEEE d. MMMM", "en": "EEEE d MMMM"}
 # Babel's plain `en` is American ("November 30 – December 4"); families in Norway read day before month.
 _INTERVAL_LOCALES: Final[dict[str, str]] = {"en": "en_GB"}
 
 
 def day_text(value: date, language: str) -> str:
     """A school day without the year, e.g. nb "fredag 4. desember", en "Friday 4 December"."""
-    primary = canonical_tag(language).split("-", 1)[0]
-    locale = formatting.babel_locale(language)
-    if primary in _DAY_PATTERNS:
-        return babel_dates.format_date(value, _DAY_PATTERNS[primary], locale=locale)
-    return babel_dates.format_skeleton("MMMMEEEEd", value, locale=locale)
+    return formatting.format_day(value, language)
 
 
 def period_text(start: date, end: date, language: str) -> str:
     """The days a digest covers: one day as `day_text`, several as nb "30. november–4. desember"."""
     if start == end:
         return day_text(start, language)
+    end_pattern = formatting.patterns_for(language).period_end
+    if end_pattern is not None:
+        babel_locale = formatting.babel_locale(language)
+        return " – ".join(babel_dates.format_date(day, end_pattern, locale=babel_locale) for day in (start, end))
     primary = canonical_tag(language).split("-", 1)[0]
     locale = _INTERVAL_LOCALES.get(primary) or formatting.babel_locale(language)
     return babel_dates.format_interval(start, end, "MMMMd", locale=locale)
 
 
-def measured_segments(text: str) -> int:
-    """The SMS segments `text` will be billed as, after the renderer makes its punctuation GSM-7 friendly."""
-    return sms_segments(gsm7_friendly(text))
+def _isolate_filter(direction: Direction) -> Callable[[EvalContext, object], str]:
+    # One filter for both twins of a template (see TemplateLoader): whether it is writing HTML is known only
+    # when it runs (the eval context's autoescape), the language's direction when the environment is built.
+    @pass_eval_context
+    def isolate(eval_context: EvalContext, value: object) -> str:
+        if value is None:
+            return ""
+        if eval_context.autoescape:
+            return bidi.isolate_html(value)
+        return bidi.isolate_text(str(value), direction)
 
-
-_WORD_END = re.compile(r"\s")
-_DANGLING = " \t\n,;:-–—(/"
-ELLIPSIS: Final = "…"
-_SINGLE_GSM7_CHARACTERS: Final = 160  # the most characters any one segment holds
-
-
-def _longest_fitting(text: str, fits: Callable[[str], bool], limit: int) -> str | None:
-    # The longest start of `text`, cut after a whole word and ending in "…", for which fits() holds; cut
-    # inside a word only when not even the first word fits. None when not even "…" alone fits. No SMS holds
-    # more than `limit` characters, so a 20,000-character message is searched only as far as that.
-    text = text[: limit + 1]
-
-    def cut(end: int) -> str:
-        return text[:end].rstrip(_DANGLING) + ELLIPSIS
-
-    for ends in ([match.start() for match in _WORD_END.finditer(text)], list(range(1, len(text)))):
-        candidates = [end for end in ends if text[:end].strip(_DANGLING)]
-        low, high, best = 0, len(candidates) - 1, None
-        while low <= high:  # fits() only gets harder as the text grows, so a binary search finds the longest
-            middle = (low + high) // 2
-            if fits(cut(candidates[middle])):
-                best, low = candidates[middle], middle + 1
-            else:
-                high = middle - 1
-        if best is not None:
-            return cut(best)
-    return ELLIPSIS if fits(ELLIPSIS) else None
-
-
-def fit_sms(head: str, body: str, tail: str, cut_note: str = "", max_segments: int = 3) -> str:
-    """An SMS of `head`, `body` and `tail`, one per line, in at most `max_segments` billed segments.
-
-    When the whole does not fit, the body is cut after a whole word and ends in "…", and `cut_note` (e.g.
-    "the whole message came by e-mail") goes before the tail. Blank lines in the body are closed up: in an
-    SMS they cost characters and help little. The head and the tail (what it is about, who sent it) are kept
-    whole unless they alone are too long; then the head is cut too.
-    """
-    head, tail, cut_note = str(head).strip(), str(tail).strip(), str(cut_note).strip()
-    body = re.sub(r"\n\s*\n+", "\n", str(body).strip())
-
-    def join(*parts: str) -> str:
-        return "\n".join(part for part in parts if part)
-
-    def fits(text: str) -> bool:
-        return measured_segments(text) <= max_segments
-
-    limit = _SINGLE_GSM7_CHARACTERS * max_segments
-    whole = join(head, body, tail)
-    # Measuring a 20,000-character message is the costly part; far beyond what any SMS holds, skip it.
-    # (gsm7_friendly only drops invisible characters, so four times the limit cannot shrink to fit.)
-    if len(whole) <= 4 * limit and fits(whole):
-        return whole
-    cut_body = _longest_fitting(body, lambda candidate: fits(join(head, candidate, cut_note, tail)), limit)
-    if cut_body is not None and cut_body != ELLIPSIS:
-        return join(head, cut_body, cut_note, tail)
-    cut_head = _longest_fitting(head, lambda candidate: fits(join(candidate, cut_note, tail)), limit)
-    if cut_head is not None:
-        return join(cut_head, cut_note, tail)
-    return _longest_fitting(join(head, tail), fits, limit) or ELLIPSIS
-
-
-def shorten(text: str | None, width: int) -> str:
-    """Free text on one line, cut at a word boundary to at most `width` characters, ending in "..." if cut.
-
-    For SMS, where a long agenda would cost segments; the e-mail carries the whole text.
-    """
-    if not text:
-        return ""
-    return textwrap.shorten(text, width=width, placeholder="...")
+    return isolate
 
 
 @cache
@@ -287,7 +238,10 @@ def environment_for(language: str) -> SandboxedEnvironment:
     environment.filters["markdown"] = markdown_to_html
     environment.filters["markdown_text"] = markdown_to_text
     environment.filters["lessons_in_order"] = lessons_in_order
+    environment.filters["isolate"] = _isolate_filter(direction_of(language))
     environment.globals["fit_sms"] = fit_sms
+    environment.globals["compose_sms"] = compose_sms
+    environment.globals["sms_line"] = sms_line
     environment.globals["sms_segments"] = measured_segments
     logger.debug("template environment ready for language %s", language)
     return environment

@@ -62,6 +62,15 @@ def _candidates(tag: str) -> list[str]:
     return candidates
 
 
+def catalog_language(tag: str) -> str | None:
+    """The catalog `tag` itself gets (`nb-NO` gets `nb`, `no` gets `nb`), or None when it has none.
+
+    None means a guardian with this tag is rendered in the school's standard instead (see `choose_language`).
+    """
+    available = available_languages()
+    return next((candidate for candidate in _candidates(tag) if candidate in available), None)
+
+
 def choose_language(wanted: str | None, school_standard: str | None) -> str:
     """The language to render in: the first of these that has a catalog.
 

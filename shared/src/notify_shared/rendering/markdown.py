@@ -40,13 +40,17 @@ SAFE_SCHEMES: Final = ("http:", "https:", "mailto:")
 _WEB_SCHEMES: Final = ("http:", "https:")
 
 # Inline styles: they match _layout.html (16px Arial, line height 1.5) and survive Gmail and Outlook.
+# A quote's bar goes on the side the text starts from. The message block has dir="auto" (its direction is the
+# teacher's text's, not the e-mail's), so only the logical properties know that side; clients without them
+# keep the left bar, and where they exist `border-inline-end:0` takes the left bar away again in Arabic text.
+_QUOTE_BAR: Final = "border-left:3px solid #d1d5db;border-inline-start:3px solid #d1d5db;border-inline-end:0;"
 _STYLES: Final[dict[str, str]] = {
     "paragraph_open": "margin:0 0 12px 0;",
     "heading_open": "margin:0 0 8px 0;font-weight:bold;",
     "bullet_list_open": "margin:0 0 12px 0;",
     "ordered_list_open": "margin:0 0 12px 0;",
     "list_item_open": "margin:0 0 4px 0;",
-    "blockquote_open": "margin:0 0 12px 0;padding:0 12px;border-left:3px solid #d1d5db;color:#4b5563;",
+    "blockquote_open": f"margin:0 0 12px 0;padding:0 12px;{_QUOTE_BAR}color:#4b5563;",
     "code_inline": "font-family:Consolas,Menlo,monospace;font-size:14px;background-color:#f3f4f6;",
     "hr": "border:0;border-top:1px solid #d1d5db;margin:16px 0;",
 }
