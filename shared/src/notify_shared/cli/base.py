@@ -1,4 +1,4 @@
-"""`notify`: the command line for people — publish events, inspect the contract, preview notifications.
+"""The `notify` app and its first commands: publish events, inspect the contract, preview notifications.
 
 Services are started with `faststream run <package>.app:create_app --factory`, not from here.
 """
@@ -195,7 +195,3 @@ def preview(
         f"{rendered.sms_segments} segment(s). Open the e-mail in a browser:"
     )
     print((directory / "body.html").resolve().as_uri())
-
-
-def main() -> None:
-    app()

@@ -1,0 +1,127 @@
+"""`notify status`: what an operator reads back from the delivery ledger, as tables of ids and counts."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from datetime import UTC, datetime, timedelta
+
+from typer.testing import CliRunner, Result
+
+from notify_shared.cli import app
+from notify_shared.ledger import DeliveryKey, DeliveryLedger, DeliveryStatus
+
+MEETING_CREATED = "01JD8X4K2M7Q9W3E5R6T8Y0U1I"
+OSLO_SCHOOL = "nor-0301-4012"
+BERGEN_SCHOOL = "nor-4601-2207"
+START = datetime(2025, 3, 7, 7, 30, tzinfo=UTC)
+
+
+class SteppingClock:
+    """A clock that moves a second on each reading, so history steps have distinct, known times."""
+
+    def __init__(self, start: datetime) -> None:
+        self.now = start
+
+    def __call__(self) -> datetime:
+        moment = self.now
+        self.now += timedelta(seconds=1)
+        return moment
+
+
+async def record_deliveries(database_url: str) -> dict[str, str]:
+    """Three notifications of one meeting in Oslo, and two of another event in Bergen; their ids by name."""
+    ids: dict[str, str] = {}
+    async with await DeliveryLedger.connect(database_url, clock=SteppingClock(START)) as ledger:
+        outcomes = {
+            "email-g1": (DeliveryKey(MEETING_CREATED, "g-1001", "email", "meeting_invitation"), OSLO_SCHOOL),
+            "sms-g1": (DeliveryKey(MEETING_CREATED, "g-1001", "sms", "meeting_invitation"), OSLO_SCHOOL),
+            "email-g2": (DeliveryKey(MEETING_CREATED, "g-1002", "email", "meeting_invitation"), OSLO_SCHOOL),
+            "bergen-1": (DeliveryKey("evt-bergen", "g-2001", "sms", "absence_notice"), BERGEN_SCHOOL),
+            "bergen-2": (DeliveryKey("evt-bergen", "g-2002", "sms", "absence_notice"), BERGEN_SCHOOL),
+        }
+        for name, (key, school) in outcomes.items():
+            claim = await ledger.begin(key, source_event_type="meeting.created", school_id=school, language="nb")
+            ids[name] = claim.notification_id
+        await ledger.record(ids["email-g1"], DeliveryStatus.SENT)
+        await ledger.record(ids["email-g2"], DeliveryStatus.SENT)
+        await ledger.record(ids["sms-g1"], DeliveryStatus.SENT)
+        await ledger.record(ids["sms-g1"], DeliveryStatus.DELIVERED)
+        await ledger.record(ids["bergen-1"], DeliveryStatus.FAILED, reason="missing_phone")
+        await ledger.record(ids["bergen-2"], DeliveryStatus.FAILED, reason="missing_phone")
+    return ids
+
+
+def notify(*args: str) -> Result:
+    # Wide enough that rich neither wraps nor cuts the ids in the table cells.
+    return CliRunner().invoke(app, list(args), env={"COLUMNS": "250"})
+
+
+def cells(output: str) -> list[list[str]]:
+    """The table's rows as lists of stripped cell texts."""
+    return [[cell.strip() for cell in re.split(r"[│┃]", line)[1:-1]] for line in output.splitlines() if "│" in line]
+
+
+async def test_status_counts_notifications_per_school_channel_and_status_in_the_window(database_url: str) -> None:
+    await record_deliveries(database_url)
+
+    result = await asyncio.to_thread(
+        notify,
+        "status",
+        "--database-url",
+        database_url,
+        "--since",
+        "2025-03-07T07:00:00Z",
+        "--until",
+        "2025-03-07T08:00:00+00:00",
+    )
+
+    assert result.exit_code == 0, result.output
+    assert cells(result.output) == [
+        ["nor-0301-4012", "email", "sent", "2"],
+        ["nor-0301-4012", "sms", "delivered", "1"],
+        ["nor-4601-2207", "sms", "failed", "2"],
+        ["Total", "", "", "5"],
+    ]
+
+
+async def test_status_window_leaves_out_notifications_created_outside_it(database_url: str) -> None:
+    await record_deliveries(database_url)
+
+    # The default window is the last 24 hours; these were created in 2025.
+    result = await asyncio.to_thread(notify, "status", "--database-url", database_url)
+
+    assert result.exit_code == 0, result.output
+    assert cells(result.output) == [["Total", "", "", "0"]]
+
+
+async def test_status_of_an_event_shows_each_notification_with_its_history(database_url: str) -> None:
+    ids = await record_deliveries(database_url)
+
+    result = await asyncio.to_thread(notify, "status", "--database-url", database_url, "--event", MEETING_CREATED)
+
+    assert result.exit_code == 0, result.output
+    rows = [row for row in cells(result.output) if any(row)]
+    # One line per history step; the first line of each notification carries its facts.
+    firsts = [row[:6] for row in rows if row[0]]
+    assert sorted(firsts) == sorted(
+        [
+            [ids["email-g1"], "g-1001", "email", "meeting_invitation", "nb", "sent"],
+            [ids["sms-g1"], "g-1001", "sms", "meeting_invitation", "nb", "delivered"],
+            [ids["email-g2"], "g-1002", "email", "meeting_invitation", "nb", "sent"],
+        ]
+    )
+    sms_steps = [row[6] for row in rows[[row[0] for row in rows].index(ids["sms-g1"]) :][:3]]
+    assert [step.split(" ", 1)[1] for step in sms_steps] == ["sending", "sent", "delivered"]
+    assert all(re.fullmatch(r"2025-03-07T07:3\d:\d\dZ \w+", step) for step in sms_steps)
+    assert "evt-bergen" not in result.output
+    assert "g-2001" not in result.output
+
+
+async def test_status_of_an_unknown_event_says_so(database_url: str) -> None:
+    await record_deliveries(database_url)
+
+    result = await asyncio.to_thread(notify, "status", "--database-url", database_url, "--event", "no-such-event")
+
+    assert result.exit_code == 1
+    assert "no notifications for event no-such-event" in result.output
