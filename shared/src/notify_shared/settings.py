@@ -70,6 +70,12 @@ class ServiceSettings(BaseSettings):
         description="Tries per notification on transient provider errors before `failed`.",
     )
 
+    http_host: str = Field(
+        default="0.0.0.0",  # noqa: S104 - the health and metrics port must be reachable from outside the pod
+        description="Address the HTTP server (/healthz, /readyz, /metrics) listens on.",
+    )
+    http_port: int = Field(default=8000, ge=1, le=65535, description="Port of /healthz, /readyz and /metrics.")
+
     @model_validator(mode="after")
     def _channel_settings_complete(self) -> ServiceSettings:
         if self.sms_provider == "webhook" and not self.sms_webhook_url:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from faststream import FastStream
+from faststream.asgi import AsgiFastStream
 
 from notify_digest.handlers import SERVICE, build_router
 from notify_digest.runtime import Runtime
@@ -30,7 +30,7 @@ def create_app(
     clock: Callable[[], datetime] = _wall_clock,
     delivery_backoff: Backoff | None = None,
     runtime: Runtime | None = None,
-) -> FastStream:
+) -> AsgiFastStream:
     """Wire broker, handler, store and alarm. Tests pass settings, a clock and a runtime to look into."""
     if settings is None:
         configure_logging()
@@ -50,7 +50,21 @@ def create_app(
 
     @parts.app.on_startup
     async def open_resources() -> None:
-        await runtime.open(settings, status_sink=parts.status_sink, clock=clock, backoff=delivery_backoff)
+        await runtime.open(
+            settings,
+            status_sink=parts.status_sink,
+            clock=clock,
+            backoff=delivery_backoff,
+            metrics=parts.metrics,
+            readiness=parts.readiness,
+        )
+
+    pending = parts.metrics.gauge("notify_digest_items_pending", "Messages and absences waiting for a digest.")
+
+    @parts.metrics.on_scrape
+    async def count_pending() -> None:
+        counts = await runtime.store.counts()
+        pending.labels(SERVICE).set(counts.get("items_waiting", 0))
 
     @parts.app.after_startup
     async def start_alarm() -> None:

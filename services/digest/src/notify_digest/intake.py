@@ -126,7 +126,7 @@ class Intake:
         now = as_utc(self._clock())
         data = event.data
         result = IntakeResult()
-        source = SourceEventRef(id=event.id, type=event.type)
+        source = SourceEventRef(id=event.id, type=event.type, time=event.time)
         items: list[dict[str, object]] = []
         for guardian in data.recipients:
             plans = [
@@ -193,7 +193,7 @@ class Intake:
                 channel = Channel.SMS if Channel.SMS in guardian.channels else Channel.EMAIL
                 result.send_now.append(
                     PlannedNotification(
-                        source=SourceEventRef(id=event.id, type=event.type),
+                        source=SourceEventRef(id=event.id, type=event.type, time=event.time),
                         school=data.school,
                         guardian=guardian,
                         channel=channel,

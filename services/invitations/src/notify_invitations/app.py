@@ -6,7 +6,7 @@ an .ics file) and SMS, publishing a notification.status event for every outcome.
 
 from __future__ import annotations
 
-from faststream import FastStream
+from faststream.asgi import AsgiFastStream
 
 from notify_invitations.handlers import SERVICE, build_router
 from notify_invitations.runtime import Runtime
@@ -17,7 +17,9 @@ from notify_shared.logs import configure_logging
 from notify_shared.settings import load_settings
 
 
-def create_app(settings: InvitationsSettings | None = None, *, delivery_backoff: Backoff | None = None) -> FastStream:
+def create_app(
+    settings: InvitationsSettings | None = None, *, delivery_backoff: Backoff | None = None
+) -> AsgiFastStream:
     """Wire broker, handlers and resources. Settings come from the environment unless given (tests give them)."""
     if settings is None:
         configure_logging()
@@ -40,7 +42,13 @@ def create_app(settings: InvitationsSettings | None = None, *, delivery_backoff:
 
     @parts.app.on_startup
     async def open_resources() -> None:
-        await runtime.open(settings, status_sink=parts.status_sink, backoff=delivery_backoff)
+        await runtime.open(
+            settings,
+            status_sink=parts.status_sink,
+            backoff=delivery_backoff,
+            metrics=parts.metrics,
+            readiness=parts.readiness,
+        )
 
     @parts.app.after_shutdown
     async def close_resources() -> None:

@@ -44,7 +44,7 @@ def plan_notifications(
 ) -> list[PlannedNotification]:
     """One notification per guardian and wanted channel; ineligible guardians are planned too, to be suppressed."""
     data = event.data
-    source = SourceEventRef(id=event.id, type=event.type)
+    source = SourceEventRef(id=event.id, type=event.type, time=event.time)
     note = data.cancellation_note if isinstance(data, MeetingCancellation) else None
     plans: list[PlannedNotification] = []
     for guardian in data.recipients:

@@ -9,6 +9,7 @@ from notify_invitations.service import InvitationService
 from notify_invitations.settings import InvitationsSettings
 from notify_shared.delivery import Backoff, StatusSink
 from notify_shared.delivery.assembly import open_dispatcher
+from notify_shared.observability import Readiness, ServiceMetrics
 
 
 class Runtime:
@@ -25,7 +26,13 @@ class Runtime:
         return self._service
 
     async def open(
-        self, settings: InvitationsSettings, status_sink: StatusSink, backoff: Backoff | None = None
+        self,
+        settings: InvitationsSettings,
+        status_sink: StatusSink,
+        backoff: Backoff | None = None,
+        *,
+        metrics: ServiceMetrics | None = None,
+        readiness: Readiness | None = None,
     ) -> None:
         ledger, dispatcher = await open_dispatcher(
             settings,
@@ -33,6 +40,8 @@ class Runtime:
             resources=self._resources,
             concurrency=settings.concurrency,
             backoff=backoff,
+            metrics=metrics,
+            readiness=readiness,
         )
         states = MeetingStateStore(ledger.engine)
         await states.create_schema()

@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from faststream import FastStream
+from faststream.asgi import AsgiFastStream
 
 from notify_invitations.app import create_app
 from notify_invitations.settings import InvitationsSettings
@@ -50,7 +50,7 @@ class Deployment:
         return self.settings.topics
 
     @asynccontextmanager
-    async def running(self) -> AsyncIterator[FastStream]:
+    async def running(self) -> AsyncIterator[AsgiFastStream]:
         """The service, started (handlers subscribed) until the block ends; retries back off in milliseconds."""
         app = create_app(self.settings, delivery_backoff=Backoff(base_seconds=0.01, max_seconds=0.05))
         async with app:

@@ -9,11 +9,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from faststream import FastStream
+from faststream.asgi import AsgiFastStream
 
 from notify_reminders.handlers import SERVICE, build_router
 from notify_reminders.runtime import Runtime
 from notify_reminders.settings import RemindersSettings
+from notify_reminders.store import OPEN_STATES
 from notify_shared.delivery import Backoff
 from notify_shared.kafka.service_app import build_service_app
 from notify_shared.logs import configure_logging
@@ -30,7 +31,7 @@ def create_app(
     clock: Callable[[], datetime] = _wall_clock,
     delivery_backoff: Backoff | None = None,
     runtime: Runtime | None = None,
-) -> FastStream:
+) -> AsgiFastStream:
     """Wire broker, handler, schedule and alarm. Tests pass settings, a clock and a runtime to look into."""
     if settings is None:
         configure_logging()
@@ -50,7 +51,21 @@ def create_app(
 
     @parts.app.on_startup
     async def open_resources() -> None:
-        await runtime.open(settings, status_sink=parts.status_sink, clock=clock, backoff=delivery_backoff)
+        await runtime.open(
+            settings,
+            status_sink=parts.status_sink,
+            clock=clock,
+            backoff=delivery_backoff,
+            metrics=parts.metrics,
+            readiness=parts.readiness,
+        )
+
+    pending = parts.metrics.gauge("notify_reminders_pending", "Reminders scheduled and not yet sent or skipped.")
+
+    @parts.metrics.on_scrape
+    async def count_pending() -> None:
+        counts = await runtime.store.count_by_state()
+        pending.labels(SERVICE).set(sum(counts.get(state, 0) for state in OPEN_STATES))
 
     @parts.app.after_startup
     async def start_alarm() -> None:

@@ -16,6 +16,7 @@ from notify_reminders.store import ReminderStore
 from notify_shared.alarm import Alarm
 from notify_shared.delivery import Backoff, StatusSink
 from notify_shared.delivery.assembly import open_dispatcher
+from notify_shared.observability import Readiness, ServiceMetrics
 
 
 class Runtime:
@@ -59,9 +60,17 @@ class Runtime:
         status_sink: StatusSink,
         clock: Callable[[], datetime],
         backoff: Backoff | None = None,
+        metrics: ServiceMetrics | None = None,
+        readiness: Readiness | None = None,
     ) -> None:
         ledger, dispatcher = await open_dispatcher(
-            settings, status_sink=status_sink, resources=self._resources, backoff=backoff, clock=clock
+            settings,
+            status_sink=status_sink,
+            resources=self._resources,
+            backoff=backoff,
+            clock=clock,
+            metrics=metrics,
+            readiness=readiness,
         )
         self._store = store = ReminderStore(ledger.engine)
         await store.create_schema()

@@ -7,10 +7,11 @@ from contextlib import AsyncExitStack
 from datetime import UTC, datetime
 
 from notify_shared.channels import FileOutbox
-from notify_shared.delivery.dispatcher import Dispatcher
+from notify_shared.delivery.dispatcher import DeliveryMetrics, Dispatcher
 from notify_shared.delivery.retry import Backoff
 from notify_shared.delivery.status_sink import StatusSink
 from notify_shared.ledger import DeliveryLedger
+from notify_shared.observability.http import Readiness, database_check
 from notify_shared.rendering import render_notification
 from notify_shared.settings import ServiceSettings
 from notify_shared.wiring import build_email_channel, build_sms_channel
@@ -24,10 +25,19 @@ async def open_dispatcher(
     concurrency: int = 16,
     backoff: Backoff | None = None,
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    metrics: DeliveryMetrics | None = None,
+    readiness: Readiness | None = None,
 ) -> tuple[DeliveryLedger, Dispatcher]:
-    """Connect the ledger and the channels named by `settings`; `resources` closes them in reverse order."""
+    """Connect the ledger and the channels named by `settings`; `resources` closes them in reverse order.
+
+    With `metrics`, the dispatcher reports every outcome there; with `readiness`, `/readyz` checks the ledger's
+    database.
+    """
     ledger = await DeliveryLedger.connect(settings.database_url, clock=clock)
     resources.push_async_callback(ledger.aclose)
+    if readiness is not None:
+        readiness.add_check("database", database_check(ledger.engine))
+        resources.callback(readiness.remove_check, "database")
     outbox = FileOutbox(settings.outbox_dir)
     email = build_email_channel(settings, outbox)
     sms = build_sms_channel(settings, outbox)
@@ -45,5 +55,6 @@ async def open_dispatcher(
         backoff=backoff,
         clock=clock,
         concurrency=concurrency,
+        metrics=metrics,
     )
     return ledger, dispatcher

@@ -11,6 +11,7 @@ import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Protocol
 
 from notify_shared.channels import (
     DeliveryReceipt,
@@ -48,6 +49,25 @@ class NotificationInFlightError(RuntimeError):
         self.notification_id = notification_id
 
 
+class DeliveryMetrics(Protocol):
+    """Where the dispatcher reports outcomes for metrics (`notify_shared.observability.ServiceMetrics`)."""
+
+    def notification_recorded(
+        self,
+        *,
+        channel: str,
+        template: str,
+        language: str | None,
+        status: str,
+        event_time: datetime | None,
+        accepted_at: datetime | None,
+    ) -> None:
+        """One notification reached a final status; `accepted_at` is set when the provider accepted it."""
+
+    def delivery_retried(self, *, channel: str, template: str) -> None:
+        """A send is tried again after a transient provider error."""
+
+
 @dataclass(frozen=True)
 class DeliveryOutcome:
     """What became of one planned notification in this run."""
@@ -83,8 +103,10 @@ class Dispatcher:
         sleep: Sleep = asyncio.sleep,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         concurrency: int = 16,
+        metrics: DeliveryMetrics | None = None,
     ) -> None:
         self._ledger = ledger
+        self._metrics = metrics
         self._render = render
         self._email = email
         self._sms = sms
@@ -208,6 +230,8 @@ class Dispatcher:
                     attempt,
                     delay,
                 )
+                if self._metrics is not None:
+                    self._metrics.delivery_retried(channel=plan.channel.value, template=plan.template)
                 await self._sleep(delay)
             else:
                 return _Attempted(DeliveryStatus.SENT, None, receipt, attempt)
@@ -261,6 +285,7 @@ class Dispatcher:
             segments=segments,
             language=language,
         )
+        occurred_at = self._clock()
         await self._status_sink.publish_status(
             NotificationStatusReport(
                 notification_id=notification_id,
@@ -275,6 +300,16 @@ class Dispatcher:
                 reason=reason,
                 attempt=attempts,
                 sms_segments=segments,
-                occurred_at=self._clock(),
+                occurred_at=occurred_at,
             )
         )
+        if self._metrics is not None:
+            self._metrics.notification_recorded(
+                channel=plan.channel.value,
+                template=plan.template,
+                language=language,
+                status=status.value,
+                event_time=plan.source.time,
+                # A receipt means the provider accepted it; the send finished just before this clock reading.
+                accepted_at=occurred_at if receipt is not None else None,
+            )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from notify_shared.channels import Attachment
 from notify_shared.contract import Channel, Recipient, School
@@ -11,10 +12,14 @@ from notify_shared.contract import Channel, Recipient, School
 
 @dataclass(frozen=True)
 class SourceEventRef:
-    """The event a notification answers; its id makes every send idempotent."""
+    """The event a notification answers; its id makes every send idempotent.
+
+    `time` is when the event happened (CloudEvents `time`), for the event-to-provider latency metric.
+    """
 
     id: str
     type: str
+    time: datetime | None = None
 
 
 @dataclass(frozen=True)

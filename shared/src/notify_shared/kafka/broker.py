@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import ssl
+from collections.abc import Sequence
+from typing import Any
 
 from faststream.kafka import KafkaBroker
 from faststream.security import BaseSecurity, SASLPlaintext, SASLScram256, SASLScram512
@@ -29,7 +31,7 @@ def _security(settings: ServiceSettings) -> BaseSecurity | None:
     return mechanisms[settings.kafka_sasl_mechanism](username, password, ssl_context=context, use_ssl=use_ssl)
 
 
-def build_broker(settings: ServiceSettings, *, client_id: str) -> KafkaBroker:
+def build_broker(settings: ServiceSettings, *, client_id: str, middlewares: Sequence[Any] = ()) -> KafkaBroker:
     """A broker whose producer is idempotent with acks=all, so a status or dead letter is never half-written."""
     return KafkaBroker(
         settings.kafka_bootstrap_servers.split(","),
@@ -37,4 +39,5 @@ def build_broker(settings: ServiceSettings, *, client_id: str) -> KafkaBroker:
         enable_idempotence=True,
         security=_security(settings),
         graceful_timeout=30.0,
+        middlewares=middlewares,
     )

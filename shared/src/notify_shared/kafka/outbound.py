@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from notify_shared.contract import (
@@ -53,8 +54,11 @@ class KafkaStatusSink:
 class KafkaDeadLetterSink:
     """Publishes `notification.dead-letter` events."""
 
-    def __init__(self, publisher: KafkaPublisher) -> None:
+    def __init__(self, publisher: KafkaPublisher, *, on_published: Callable[[str], None] | None = None) -> None:
         self._publisher = publisher
+        self._on_published = on_published  # called with the reason, e.g. to count dead letters
 
     async def __call__(self, dead_letter: NotificationDeadLettered) -> None:
         await publish_event(self._publisher, dead_letter)
+        if self._on_published is not None:
+            self._on_published(dead_letter.data.reason)
