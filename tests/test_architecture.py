@@ -25,8 +25,8 @@ def _python_files(root: Path) -> list[Path]:
     return [path for path in root.rglob("*.py") if ".venv" not in path.parts]
 
 
-def test_there_is_at_least_one_service_to_check() -> None:
-    assert "notify_invitations" in SERVICE_PACKAGES
+def test_every_service_is_checked() -> None:
+    assert {"notify_invitations", "notify_reminders", "notify_digest", "notify_ingest"} <= set(SERVICE_PACKAGES)
 
 
 @pytest.mark.parametrize("package", sorted(SERVICE_PACKAGES))
@@ -46,6 +46,17 @@ def test_the_shared_package_imports_no_service() -> None:
     offending = [
         f"{path.relative_to(REPO)} imports {module}"
         for path in _python_files(REPO / "shared")
+        for module in _imported_modules(path)
+        if module.split(".")[0] in SERVICE_PACKAGES
+    ]
+    assert not offending, "\n".join(offending)
+
+
+def test_the_examples_use_only_the_shared_package() -> None:
+    # An example shows an admin system's side: it may borrow the shared samples and contract, never a service.
+    offending = [
+        f"{path.relative_to(REPO)} imports {module}"
+        for path in _python_files(REPO / "examples")
         for module in _imported_modules(path)
         if module.split(".")[0] in SERVICE_PACKAGES
     ]

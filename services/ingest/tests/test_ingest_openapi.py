@@ -1,0 +1,46 @@
+"""The committed OpenAPI document (docs/ingest-openapi.json) is what the app really serves."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from notify_ingest.app import openapi_document
+from notify_ingest.testing import RunningIngest
+
+COMMITTED = Path(__file__).resolve().parents[3] / "docs" / "ingest-openapi.json"
+
+
+def test_the_committed_openapi_document_is_up_to_date() -> None:
+    committed = json.loads(COMMITTED.read_text(encoding="utf-8"))
+    assert openapi_document() == committed, "stale: run scripts/regenerate-contract and commit the result"
+
+
+@pytest.mark.kafka
+async def test_the_running_ingest_serves_the_committed_document_at_openapi_json(ingest: RunningIngest) -> None:
+    response = await ingest.client.get("/openapi.json")
+    assert response.status_code == 200
+    assert response.json() == json.loads(COMMITTED.read_text(encoding="utf-8"))
+
+
+def test_the_document_describes_the_event_body_the_keys_and_every_answer() -> None:
+    document = json.loads(COMMITTED.read_text(encoding="utf-8"))
+    operation = document["paths"]["/v1/events"]["post"]
+    assert set(operation["requestBody"]["content"]) == {"application/cloudevents+json", "application/json"}
+    body_schema = operation["requestBody"]["content"]["application/cloudevents+json"]["schema"]
+    assert set(body_schema["discriminator"]["mapping"]) == {
+        "meeting.created",
+        "meeting.updated",
+        "meeting.cancelled",
+        "message.posted",
+        "absence.noted",
+    }
+    for reference in body_schema["discriminator"]["mapping"].values():
+        assert reference.removeprefix("#/components/schemas/") in document["components"]["schemas"]
+    assert set(operation["responses"]) == {"202", "400", "401", "403", "409", "413", "415", "503"}
+    assert operation["security"] == [{"HTTPBearer": []}, {"APIKeyHeader": []}]
+    assert document["components"]["securitySchemes"]["APIKeyHeader"]["name"] == "X-API-Key"
+    # The operators' routes are served but are not part of the integrators' document.
+    assert set(document["paths"]) == {"/v1/events"}
