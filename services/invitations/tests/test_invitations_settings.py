@@ -39,3 +39,22 @@ def test_secrets_are_not_echoed_in_the_error(
     with pytest.raises(SystemExit):
         load_settings(InvitationsSettings)
     assert "hunter2" not in capsys.readouterr().err
+
+
+def test_durations_are_read_as_seconds_or_iso_8601(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DELIVERY_RETRY_BASE", "0.5")
+    monkeypatch.setenv("EMAIL_DEADLINE", "PT12H")
+    settings = load_settings(InvitationsSettings)
+    assert settings.delivery_retry_base.total_seconds() == 0.5
+    assert settings.email_deadline.total_seconds() == 12 * 3600
+
+
+def test_a_second_sms_provider_must_differ_from_the_first_and_be_complete(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("SMS_PROVIDER", "webhook")
+    monkeypatch.setenv("SMS_WEBHOOK_URL", "https://sms.example.invalid/send")
+    monkeypatch.setenv("SMS_FALLBACK_PROVIDER", "webhook")
+    with pytest.raises(SystemExit):
+        load_settings(InvitationsSettings)
+    assert "SMS_FALLBACK_WEBHOOK_URL is required" in capsys.readouterr().err

@@ -8,7 +8,9 @@ import pytest
 from pydantic import ValidationError
 
 from notify_reminders.policy import DEFAULT_RULES, PolicyOverride, QuietHours, ReminderPolicies, ReminderRule
+from notify_reminders.settings import RemindersSettings
 from notify_shared.contract import Channel, MeetingKind
+from notify_shared.settings import load_settings
 
 WEEK_BEFORE = (ReminderRule(channel=Channel.EMAIL, days_before=7),)
 DAY_BEFORE = (ReminderRule(channel=Channel.SMS, days_before=1),)
@@ -65,3 +67,13 @@ def test_a_rule_must_come_before_the_meeting() -> None:
 def test_quiet_hours_overnight_and_within_a_day(quiet: QuietHours, inside: list[time], outside: list[time]) -> None:
     assert all(quiet.contains(moment) for moment in inside)
     assert not any(quiet.contains(moment) for moment in outside)
+
+
+def test_a_policy_setting_that_is_not_json_stops_start_up_naming_it(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("REMINDERS_POLICIES", "{not json")
+    with pytest.raises(SystemExit) as stopped:
+        load_settings(RemindersSettings)
+    assert stopped.value.code == 2
+    assert "REMINDERS_POLICIES: not valid JSON" in capsys.readouterr().err

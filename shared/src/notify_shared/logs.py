@@ -19,3 +19,5 @@ def configure_logging(level: str | None = None) -> None:
     # aiokafka logs whole record values (personal data) at DEBUG and connection chatter at INFO: whatever
     # LOG_LEVEL says, only its warnings are wanted.
     logging.getLogger("aiokafka").setLevel(logging.WARNING)
+    # aiosqlite logs every statement with its parameters (addresses, names, message text) at DEBUG.
+    logging.getLogger("aiosqlite").setLevel(logging.INFO)

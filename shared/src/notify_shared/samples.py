@@ -60,6 +60,17 @@ def sample_guardian(number: int = 1, **overrides: object) -> Recipient:
     return Recipient.model_validate(fields | overrides)
 
 
+SAMPLE_NOW = datetime(2026, 11, 20, 9, 0, tzinfo=OSLO)
+"""When the samples are set: the sample meeting is two weeks later. Tests run their services' clocks from here."""
+
+
+def upcoming_meeting(meeting_id: str, now: datetime) -> Meeting:
+    """The sample meeting, moved to 18:00 (Oslo) one week after `now`: for demos run on any date."""
+    starts = datetime.combine((now.astimezone(OSLO) + timedelta(days=7)).date(), datetime.min.time().replace(hour=18))
+    starts = starts.replace(tzinfo=OSLO)
+    return sample_meeting(meeting_id=meeting_id, starts_at=starts, ends_at=starts + timedelta(minutes=90))
+
+
 def sample_meeting(**overrides: object) -> Meeting:
     starts = datetime(2026, 12, 3, 18, 0, tzinfo=OSLO)
     fields: dict[str, object] = {

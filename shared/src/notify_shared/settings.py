@@ -7,14 +7,30 @@ A missing or invalid setting stops start-up with a message that names it (see `l
 
 from __future__ import annotations
 
+import re
 import sys
+from datetime import timedelta
 from pathlib import Path
-from typing import Literal, TypeVar
+from typing import Annotated, Literal, TypeVar
 
-from pydantic import Field, SecretStr, ValidationError, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import BeforeValidator, Field, FilePath, SecretStr, ValidationError, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
 from notify_shared.topics import Topics
+
+
+def _seconds_or_duration(value: object) -> object:
+    # The environment gives strings; pydantic reads "PT5S" as a duration but not "5", which operators expect.
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return value
+    return value
+
+
+Duration = Annotated[timedelta, BeforeValidator(_seconds_or_duration)]
+"""A duration from the environment: seconds (`90`, `0.5`) or ISO 8601 (`PT90S`, `PT24H`)."""
 
 
 class ServiceSettings(BaseSettings):
@@ -31,7 +47,8 @@ class ServiceSettings(BaseSettings):
     kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
     kafka_sasl_username: str | None = None
     kafka_sasl_password: SecretStr | None = None
-    kafka_ssl_cafile: Path | None = Field(default=None, description="CA bundle for the brokers' certificates.")
+    # FilePath: a CA file that is not there stops start-up naming the setting, not at the first TLS handshake.
+    kafka_ssl_cafile: FilePath | None = Field(default=None, description="CA bundle for the brokers' certificates.")
     topic_prefix: str = Field(default="", pattern=r"^[A-Za-z0-9._-]*$", description="Prefix for every topic name.")
 
     database_url: str = Field(
@@ -44,6 +61,10 @@ class ServiceSettings(BaseSettings):
     smtp_security: Literal["none", "starttls", "tls"] = "starttls"
     smtp_username: str | None = None
     smtp_password: SecretStr | None = None
+    smtp_ca_file: FilePath | None = Field(
+        default=None,
+        description="CA bundle that verifies the SMTP server's certificate (starttls, tls); unset: the system's CAs.",
+    )
     smtp_pool_size: int = Field(default=4, ge=1, le=64, description="SMTP connections kept open and reused.")
     smtp_timeout_seconds: float = Field(default=30.0, gt=0)
     email_sender: str = Field(
@@ -59,15 +80,71 @@ class ServiceSettings(BaseSettings):
     twilio_auth_token: SecretStr | None = None
     twilio_base_url: str = "https://api.twilio.com"
     sms_timeout_seconds: float = Field(default=10.0, gt=0)
+    sms_status_callback_url: str | None = Field(
+        default=None,
+        pattern=r"^https?://",
+        description="Public URL of this service's /delivery-reports/sms routes, e.g. "
+        "https://invitations.example/delivery-reports/sms; each SMS asks its provider to report to <this>/<provider>. "
+        "Unset: no reports are asked for.",
+    )
+    delivery_report_secret: SecretStr | None = Field(
+        default=None,
+        description="Shared secret of the HMAC-SHA256 signature (X-Notify-Signature) on delivery reports; "
+        "unset: the /delivery-reports routes answer 404.",
+    )
 
     outbox_dir: Path = Field(
         default=Path(".local/outbox"), description="Where the file outbox writes .eml files and sms.jsonl."
     )
     delivery_attempts: int = Field(
-        default=3,
+        default=20,
         ge=1,
-        le=10,
-        description="Tries per notification on transient provider errors before `failed`.",
+        le=100,
+        description="Tries per notification on transient provider errors before `failed` (the first try included).",
+    )
+    delivery_retry_base: Duration = Field(
+        default=timedelta(seconds=5),
+        gt=timedelta(0),
+        description="Backoff before the first retry; doubles per try, with full jitter (seconds or ISO 8601).",
+    )
+    delivery_retry_max: Duration = Field(
+        default=timedelta(minutes=10), gt=timedelta(0), description="Longest backoff between two tries."
+    )
+    delivery_retry_poll_interval: Duration = Field(
+        default=timedelta(seconds=15),
+        gt=timedelta(0),
+        description="How often the retry worker looks for retries queued by other replicas or left by a dead one.",
+    )
+    delivery_lease: Duration = Field(
+        default=timedelta(minutes=5),
+        gt=timedelta(0),
+        description="How long a claimed send or retry is protected; after a crash it is taken over after this.",
+    )
+    email_deadline: Duration = Field(
+        default=timedelta(hours=24),
+        gt=timedelta(0),
+        description="An email not sent within this time of its first try ends as `expired`.",
+    )
+    sms_deadline: Duration = Field(
+        default=timedelta(hours=1),
+        gt=timedelta(0),
+        description="An SMS not sent within this time of its first try ends as `expired`.",
+    )
+    sms_fallback_provider: Literal["webhook", "twilio"] | None = Field(
+        default=None,
+        description="A second SMS provider, used while the first fails (behind a circuit breaker).",
+    )
+    sms_fallback_webhook_url: str | None = Field(
+        default=None, description="The second provider's webhook URL, when SMS_FALLBACK_PROVIDER=webhook."
+    )
+    sms_fallback_webhook_token: SecretStr | None = None
+    sms_breaker_failures: int = Field(
+        default=5, ge=1, le=1000, description="Failures in a row that open the circuit to the first SMS provider."
+    )
+    sms_breaker_cooldown: Duration = Field(
+        default=timedelta(seconds=30),
+        gt=timedelta(0),
+        description="How long the circuit stays open before one trial SMS goes to the first provider again.",
     )
 
     http_host: str = Field(
@@ -76,12 +153,28 @@ class ServiceSettings(BaseSettings):
     )
     http_port: int = Field(default=8000, ge=1, le=65535, description="Port of /healthz, /readyz and /metrics.")
 
+    otel_enabled: bool = Field(
+        default=False,
+        description="Trace consumed and published events with OpenTelemetry (exported by OTLP/HTTP, configured by "
+        "the SDK's own OTEL_* variables).",
+    )
+
     @model_validator(mode="after")
     def _channel_settings_complete(self) -> ServiceSettings:
         if self.sms_provider == "webhook" and not self.sms_webhook_url:
             raise ValueError("SMS_WEBHOOK_URL is required when SMS_PROVIDER=webhook")
         if self.sms_provider == "twilio" and not (self.twilio_account_sid and self.twilio_auth_token):
             raise ValueError("TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN are required when SMS_PROVIDER=twilio")
+        if self.sms_fallback_provider == "webhook" and not self.sms_fallback_webhook_url:
+            raise ValueError("SMS_FALLBACK_WEBHOOK_URL is required when SMS_FALLBACK_PROVIDER=webhook")
+        if self.sms_fallback_provider == "twilio" and self.sms_provider == "twilio":
+            raise ValueError(
+                "SMS_FALLBACK_PROVIDER=twilio needs SMS_PROVIDER to be another provider (one Twilio account)"
+            )
+        if self.sms_fallback_provider == "webhook" and self.sms_fallback_webhook_url == self.sms_webhook_url:
+            raise ValueError("SMS_FALLBACK_WEBHOOK_URL must differ from SMS_WEBHOOK_URL")
+        if self.sms_fallback_provider == "twilio" and not (self.twilio_account_sid and self.twilio_auth_token):
+            raise ValueError("TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN are required when SMS_FALLBACK_PROVIDER=twilio")
         if self.kafka_security_protocol.startswith("SASL") and not (
             self.kafka_sasl_mechanism and self.kafka_sasl_username and self.kafka_sasl_password
         ):
@@ -112,3 +205,19 @@ def load_settings(settings_class: type[SettingsT]) -> SettingsT:
     except ValidationError as error:
         print(describe_settings_error(error), file=sys.stderr)
         raise SystemExit(2) from None
+    except SettingsError as error:
+        # A JSON-valued setting that is not JSON fails before validation, naming only the field.
+        print(
+            f"Invalid configuration:\n  {_environment_name_in(str(error), settings_class)}: not valid JSON",
+            file=sys.stderr,
+        )
+        raise SystemExit(2) from None
+
+
+def _environment_name_in(message: str, settings_class: type[BaseSettings]) -> str:
+    match = re.search(r'field "([^"]+)"', message)
+    if match is None:
+        return "(settings)"
+    field = settings_class.model_fields.get(match.group(1))
+    alias = field.validation_alias if field is not None else None
+    return str(alias or match.group(1)).upper()

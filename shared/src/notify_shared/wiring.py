@@ -5,8 +5,13 @@ With no SMTP server or SMS provider configured, both go to the file outbox, so a
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import UTC, datetime
+
 from notify_shared.channels import (
+    CircuitBreaker,
     EmailChannel,
+    FailoverSmsChannel,
     FileOutbox,
     SmsChannel,
     SmtpConfig,
@@ -27,6 +32,7 @@ def build_email_channel(settings: ServiceSettings, outbox: FileOutbox) -> EmailC
             username=settings.smtp_username,
             password=settings.smtp_password,
             security=settings.smtp_security,
+            ca_file=settings.smtp_ca_file,
             timeout=settings.smtp_timeout_seconds,
             sender=settings.email_sender,
             pool_size=settings.smtp_pool_size,
@@ -34,14 +40,40 @@ def build_email_channel(settings: ServiceSettings, outbox: FileOutbox) -> EmailC
     )
 
 
-def build_sms_channel(settings: ServiceSettings, outbox: FileOutbox) -> SmsChannel:
-    match settings.sms_provider:
+def build_sms_channel(
+    settings: ServiceSettings, outbox: FileOutbox, *, clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+) -> SmsChannel:
+    """The SMS provider, or the first and second behind a circuit breaker when SMS_FALLBACK_PROVIDER is set."""
+    primary = _sms_provider(settings, settings.sms_provider, outbox)
+    if settings.sms_fallback_provider is None:
+        return primary
+    breaker = CircuitBreaker(
+        failure_threshold=settings.sms_breaker_failures, cooldown=settings.sms_breaker_cooldown, clock=clock
+    )
+    secondary = _sms_provider(settings, settings.sms_fallback_provider, outbox, fallback=True)
+    return FailoverSmsChannel(primary, secondary, breaker)
+
+
+def _sms_provider(
+    settings: ServiceSettings, provider: str, outbox: FileOutbox, *, fallback: bool = False
+) -> SmsChannel:
+    if provider == "webhook" and fallback:
+        # The second provider's webhook has its own URL and token.
+        assert settings.sms_fallback_webhook_url is not None  # checked when the settings were read
+        return WebhookSmsChannel(
+            settings.sms_fallback_webhook_url,
+            auth_token=settings.sms_fallback_webhook_token,
+            timeout=settings.sms_timeout_seconds,
+            status_callback_url=status_callback_url(settings, provider),
+        )
+    match provider:
         case "webhook":
             assert settings.sms_webhook_url is not None  # checked when the settings were read
             return WebhookSmsChannel(
                 settings.sms_webhook_url,
                 auth_token=settings.sms_webhook_token,
                 timeout=settings.sms_timeout_seconds,
+                status_callback_url=status_callback_url(settings, provider),
             )
         case "twilio":
             assert settings.twilio_account_sid is not None
@@ -51,6 +83,17 @@ def build_sms_channel(settings: ServiceSettings, outbox: FileOutbox) -> SmsChann
                 settings.twilio_auth_token,
                 base_url=settings.twilio_base_url,
                 timeout=settings.sms_timeout_seconds,
+                status_callback_url=status_callback_url(settings, provider),
             )
         case _:
             return outbox
+
+
+def status_callback_url(settings: ServiceSettings, provider: str) -> str | None:
+    """Where `provider` should send its delivery reports: `SMS_STATUS_CALLBACK_URL/<provider>`, or None when unset.
+
+    One route per provider (`/delivery-reports/sms/webhook`, `…/twilio`), since each speaks its own format.
+    """
+    if settings.sms_status_callback_url is None:
+        return None
+    return f"{settings.sms_status_callback_url.rstrip('/')}/{provider}"

@@ -163,8 +163,8 @@ OUTCOMES = {
     "400": Outcome(failing_with(400), PermanentDeliveryError, "http_400"),
     "401": Outcome(failing_with(401), PermanentDeliveryError, "http_401"),
     "read timeout": Outcome(raising(httpx.ReadTimeout), TransientDeliveryError, "http_timeout"),
-    "connect timeout": Outcome(raising(httpx.ConnectTimeout), TransientDeliveryError, "http_timeout"),
-    "connection refused": Outcome(raising(httpx.ConnectError), TransientDeliveryError, "http_transport_error"),
+    "connect timeout": Outcome(raising(httpx.ConnectTimeout), TransientDeliveryError, "http_connect_failed"),
+    "connection refused": Outcome(raising(httpx.ConnectError), TransientDeliveryError, "http_connect_failed"),
 }
 
 

@@ -393,7 +393,7 @@ async def test_implicit_tls_delivers_and_checks_the_server_certificate(
         await untrusting.send_email(make_invitation(2))
 
     assert len(server.handler.envelopes) == 1
-    assert failure.value.reason == "smtp_connect_error"
+    assert failure.value.reason == "smtp_tls_certificate"
     assert isinstance(failure.value.__cause__, Exception)  # the certificate error stays for the operator
 
 

@@ -1,9 +1,10 @@
-"""The delivery core: claim, screen, render, send with retries, record, report — with a real ledger."""
+"""The delivery core: claim, screen, render, send, retry, expire, fall back, record, report — with a real ledger."""
 
 from __future__ import annotations
 
+import random
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -21,9 +22,11 @@ from notify_shared.contract import Channel, Recipient
 from notify_shared.delivery import (
     Backoff,
     CollectingStatusSink,
+    DeliveryJob,
     Dispatcher,
     NotificationInFlightError,
     PlannedNotification,
+    RetryWorker,
     SourceEventRef,
 )
 from notify_shared.ledger import DeliveryKey, DeliveryLedger, DeliveryStatus
@@ -39,6 +42,8 @@ class ScriptedChannel:
     emails: list[OutgoingEmail] = field(default_factory=list)
     sms: list[OutgoingSms] = field(default_factory=list)
     tries: int = 0
+    sms_rejected: bool = False
+    """Every SMS fails permanently (e.g. the provider rejects the numbers), whatever `failures` says."""
 
     def _maybe_fail(self) -> None:
         self.tries += 1
@@ -51,6 +56,9 @@ class ScriptedChannel:
         return DeliveryReceipt(provider=self.name, provider_message_id=f"m-{len(self.emails)}")
 
     async def send_sms(self, message: OutgoingSms) -> DeliveryReceipt:
+        if self.sms_rejected:
+            self.tries += 1
+            raise PermanentDeliveryError("http_400")
         self._maybe_fail()
         self.sms.append(message)
         return DeliveryReceipt(provider=self.name, provider_message_id=f"s-{len(self.sms)}")
@@ -72,13 +80,9 @@ class Harness:
     ledger: DeliveryLedger
     channel: ScriptedChannel
     statuses: CollectingStatusSink
-    delays: list[float]
     clock: Clock
 
     def dispatcher(self) -> Dispatcher:
-        async def record_delay(seconds: float) -> None:
-            self.delays.append(seconds)
-
         return Dispatcher(
             ledger=self.ledger,
             render=render_notification,
@@ -88,7 +92,6 @@ class Harness:
             email_sender="Bjølsen skole <no-reply@bjolsen.example.no>",
             max_attempts=3,
             backoff=Backoff(base_seconds=1, max_seconds=8),
-            sleep=record_delay,
             clock=self.clock,
         )
 
@@ -98,7 +101,7 @@ async def harness(tmp_path: Path) -> AsyncIterator[Harness]:
     clock = Clock()
     ledger = await DeliveryLedger.connect(f"sqlite+aiosqlite:///{tmp_path / 'ledger.db'}", clock=clock)
     try:
-        yield Harness(ledger, ScriptedChannel(), CollectingStatusSink(), [], clock)
+        yield Harness(ledger, ScriptedChannel(), CollectingStatusSink(), clock)
     finally:
         await ledger.aclose()
 
@@ -166,38 +169,228 @@ async def test_a_guardian_who_must_not_or_cannot_be_reached_gets_nothing_and_a_c
     assert [(r.status, r.reason) for r in harness.statuses.reports] == [(status, reason)]
 
 
-async def test_a_transient_failure_is_retried_with_growing_backoff(harness: Harness) -> None:
+async def _run_retries(harness: Harness, dispatcher: Dispatcher, *, after: timedelta) -> int:
+    """Let `after` pass on the clock, then let a retry worker send whatever has fallen due."""
+    harness.clock.now += after
+    return await RetryWorker(dispatcher, owner="test", clock=harness.clock).run_due()
+
+
+async def test_a_transient_failure_goes_to_the_retry_queue_and_is_sent_by_the_retry_worker(harness: Harness) -> None:
     harness.channel.failures = [TransientDeliveryError("smtp_451"), TransientDeliveryError("smtp_421")]
-    (outcome,) = await harness.dispatcher().dispatch([_plan(samples.sample_guardian(1), Channel.EMAIL)])
+    dispatcher = harness.dispatcher()
+    plan = _plan(samples.sample_guardian(1), Channel.EMAIL)
+    (outcome,) = await dispatcher.dispatch([plan])
 
-    assert outcome.status is DeliveryStatus.SENT
-    assert harness.channel.tries == 3
-    assert len(harness.delays) == 2
-    assert all(0 <= delay <= 8 for delay in harness.delays)
-    assert harness.statuses.reports[-1].attempt == 3
+    # The event is done with: the notification waits in the durable queue, not in the handler.
+    assert (outcome.status, outcome.reason) == (DeliveryStatus.QUEUED, "retry_scheduled:smtp_451")
+    assert await dispatcher.retry_queue.pending() == 1
+    record = await harness.ledger.get(outcome.notification_id)
+    assert record is not None
+    assert record.status is DeliveryStatus.QUEUED
+    # Kafka redelivers the event: the queued notification is neither sent nor reported again.
+    (again,) = await dispatcher.dispatch([plan])
+    assert (again.status, again.already_recorded) == (DeliveryStatus.QUEUED, True)
+    assert harness.channel.tries == 1
+
+    # Full jitter: the first retry is due within 1 s (base), the second within 2 s of that.
+    assert await _run_retries(harness, dispatcher, after=timedelta(seconds=1)) == 1  # fails again: requeued
+    assert await _run_retries(harness, dispatcher, after=timedelta(seconds=2)) == 1
+
+    assert len(harness.channel.emails) == 1
+    assert [(r.status, r.reason, r.attempt) for r in harness.statuses.reports] == [
+        (DeliveryStatus.QUEUED, "retry_scheduled:smtp_451", 1),
+        (DeliveryStatus.QUEUED, "retry_scheduled:smtp_421", 2),
+        (DeliveryStatus.SENT, None, 3),
+    ]
+    assert await dispatcher.retry_queue.pending() == 0
+    history = await harness.ledger.history("evt-1")
+    assert [change.status for change in history[0].changes] == [
+        DeliveryStatus.SENDING,
+        DeliveryStatus.QUEUED,
+        DeliveryStatus.QUEUED,
+        DeliveryStatus.SENT,
+    ]
 
 
-async def test_a_provider_asking_to_wait_is_given_at_least_that_long(harness: Harness) -> None:
+async def test_the_backoff_grows_with_jitter_and_respects_a_providers_retry_after(harness: Harness) -> None:
     harness.channel.failures = [TransientDeliveryError("http_429", retry_after=5)]
-    await harness.dispatcher().dispatch([_plan(samples.sample_guardian(1), Channel.SMS)])
-    assert harness.delays == [5]
+    dispatcher = harness.dispatcher()
+    await dispatcher.dispatch([_plan(samples.sample_guardian(1), Channel.SMS)])
+    assert await dispatcher.retry_queue.next_due() == harness.clock.now + timedelta(seconds=5)
+
+    backoff = Backoff(base_seconds=1, max_seconds=8)
+    rng = random.Random(7)
+    delays = [backoff.delay(attempt, rng=rng) for attempt in range(1, 8) for _ in range(50)]
+    assert all(0 <= delay <= 8 for delay in delays)
+    assert max(backoff.delay(1, rng=rng) for _ in range(200)) <= 1 < max(backoff.delay(3, rng=rng) for _ in range(200))
 
 
 async def test_transient_failures_past_the_attempt_limit_end_as_failed(harness: Harness) -> None:
     harness.channel.failures = [TransientDeliveryError("http_503")] * 3
-    (outcome,) = await harness.dispatcher().dispatch([_plan(samples.sample_guardian(1), Channel.SMS)])
+    dispatcher = harness.dispatcher()
+    await dispatcher.dispatch([_plan(samples.sample_guardian(1, channels=[Channel.SMS]), Channel.SMS)])
+    await _run_retries(harness, dispatcher, after=timedelta(seconds=10))
+    await _run_retries(harness, dispatcher, after=timedelta(seconds=10))
 
-    assert (outcome.status, outcome.reason) == (DeliveryStatus.FAILED, "retries_exhausted:http_503")
+    assert harness.channel.tries == 3
     assert harness.channel.sms == []
+    assert [(r.status, r.reason) for r in harness.statuses.reports][-1] == (
+        DeliveryStatus.FAILED,
+        "retries_exhausted:http_503",
+    )
+    assert await dispatcher.retry_queue.pending() == 0
+
+
+async def test_an_sms_that_cannot_go_out_within_its_hour_expires(harness: Harness) -> None:
+    harness.channel.failures = [TransientDeliveryError("http_503")]
+    dispatcher = harness.dispatcher()
+    (outcome,) = await dispatcher.dispatch([_plan(samples.sample_guardian(1, channels=[Channel.SMS]), Channel.SMS)])
+    assert outcome.status is DeliveryStatus.QUEUED
+
+    await _run_retries(harness, dispatcher, after=timedelta(hours=1))
+
+    assert harness.channel.sms == []
+    last = harness.statuses.reports[-1]
+    assert (last.status, last.reason) == (DeliveryStatus.EXPIRED, "deadline_passed")
+    assert await dispatcher.retry_queue.pending() == 0
+
+
+async def test_nothing_about_a_meeting_goes_out_once_it_has_started(harness: Harness) -> None:
+    plan = _plan(samples.sample_guardian(1), Channel.SMS)
+    plan = replace(plan, not_after=harness.clock.now)
+    (outcome,) = await harness.dispatcher().dispatch([plan])
+
+    assert (outcome.status, outcome.reason) == (DeliveryStatus.EXPIRED, "meeting_started")
+    assert harness.channel.tries == 0
+
+
+async def test_a_retry_due_after_the_meeting_started_expires_and_does_not_fall_back(harness: Harness) -> None:
+    harness.channel.failures = [TransientDeliveryError("smtp_451")]
+    dispatcher = harness.dispatcher()
+    plan = replace(_plan(samples.sample_guardian(1), Channel.EMAIL), not_after=harness.clock.now + timedelta(hours=2))
+    await dispatcher.dispatch([plan])
+
+    await _run_retries(harness, dispatcher, after=timedelta(hours=3))
+
+    assert harness.channel.emails == []
+    assert harness.channel.sms == []
+    assert (harness.statuses.reports[-1].status, harness.statuses.reports[-1].reason) == (
+        DeliveryStatus.EXPIRED,
+        "meeting_started",
+    )
 
 
 async def test_a_permanent_failure_is_not_retried(harness: Harness) -> None:
     harness.channel.failures = [PermanentDeliveryError("smtp_rcpt_550")]
-    (outcome,) = await harness.dispatcher().dispatch([_plan(samples.sample_guardian(1), Channel.EMAIL)])
+    dispatcher = harness.dispatcher()
+    (outcome,) = await dispatcher.dispatch([_plan(samples.sample_guardian(1, channels=[Channel.EMAIL]), Channel.EMAIL)])
 
     assert (outcome.status, outcome.reason) == (DeliveryStatus.FAILED, "smtp_rcpt_550")
     assert harness.channel.tries == 1
-    assert harness.delays == []
+    assert await dispatcher.retry_queue.pending() == 0
+
+
+async def test_an_sms_that_cannot_be_delivered_goes_by_email_when_the_guardian_allowed_both(harness: Harness) -> None:
+    harness.channel.sms_rejected = True
+    guardian = samples.sample_guardian(1, channels=[Channel.EMAIL, Channel.SMS])
+    dispatcher = harness.dispatcher()
+    (outcome,) = await dispatcher.dispatch([_plan(guardian, Channel.SMS)])
+
+    assert (outcome.status, outcome.reason) == (DeliveryStatus.FAILED, "http_400")
+    # The fallback was created in the same transaction as the failure: queued, so no crash can lose it.
+    assert await dispatcher.retry_queue.pending() == 1
+    await _run_retries(harness, dispatcher, after=timedelta(0))
+
+    (email,) = harness.channel.emails
+    assert "Foreldremøte 7B" in email.subject
+    assert [(r.channel, r.status, r.reason) for r in harness.statuses.reports] == [
+        (Channel.SMS, DeliveryStatus.FAILED, "http_400"),
+        (Channel.EMAIL, DeliveryStatus.QUEUED, "fallback_from:sms"),
+        (Channel.EMAIL, DeliveryStatus.SENT, None),
+    ]
+
+
+async def test_an_sms_that_expires_goes_by_email_within_the_emails_own_window(harness: Harness) -> None:
+    harness.channel.failures = [TransientDeliveryError("http_503")]
+    guardian = samples.sample_guardian(1, channels=[Channel.EMAIL, Channel.SMS])
+    dispatcher = harness.dispatcher()
+    await dispatcher.dispatch([_plan(guardian, Channel.SMS)])
+    await _run_retries(harness, dispatcher, after=timedelta(hours=1))  # the SMS expires, the email is queued
+    await _run_retries(harness, dispatcher, after=timedelta(0))
+
+    assert harness.channel.sms == []
+    assert len(harness.channel.emails) == 1
+    assert [(r.channel, r.status) for r in harness.statuses.reports][-3:] == [
+        (Channel.SMS, DeliveryStatus.EXPIRED),
+        (Channel.EMAIL, DeliveryStatus.QUEUED),
+        (Channel.EMAIL, DeliveryStatus.SENT),
+    ]
+
+
+async def test_an_email_that_expired_after_a_day_is_not_sent_as_an_sms_a_day_late(harness: Harness) -> None:
+    harness.channel.failures = [TransientDeliveryError("smtp_421")]
+    guardian = samples.sample_guardian(1, channels=[Channel.EMAIL, Channel.SMS])
+    dispatcher = harness.dispatcher()
+    await dispatcher.dispatch([_plan(guardian, Channel.EMAIL)])
+    await _run_retries(harness, dispatcher, after=timedelta(hours=24))
+    await _run_retries(harness, dispatcher, after=timedelta(0))
+
+    assert harness.channel.sms == []
+    # The SMS window counts from the email's first try: it closed 23 hours ago.
+    assert [(r.channel, r.status, r.reason) for r in harness.statuses.reports][-2:] == [
+        (Channel.SMS, DeliveryStatus.QUEUED, "fallback_from:email"),
+        (Channel.SMS, DeliveryStatus.EXPIRED, "deadline_passed"),
+    ]
+
+
+async def test_no_fallback_for_a_guardian_who_wants_one_channel_or_already_got_the_other(harness: Harness) -> None:
+    harness.channel.sms_rejected = True
+    only_sms = samples.sample_guardian(1, channels=[Channel.SMS])
+    both = samples.sample_guardian(2, channels=[Channel.EMAIL, Channel.SMS])
+    dispatcher = harness.dispatcher()
+    # The second guardian's email is planned in the same batch: it goes out once, planned or as the fallback.
+    await dispatcher.dispatch([_plan(only_sms, Channel.SMS), _plan(both, Channel.SMS), _plan(both, Channel.EMAIL)])
+    await _run_retries(harness, dispatcher, after=timedelta(0))
+
+    assert [email.to for email in harness.channel.emails] == [both.email]
+    assert harness.channel.sms == []
+
+
+async def test_a_sender_whose_claim_passed_on_does_not_overwrite_the_outcome(harness: Harness) -> None:
+    plan = _plan(samples.sample_guardian(1), Channel.EMAIL)
+    claim = await harness.ledger.begin(
+        DeliveryKey("evt-1", "g-1001", "email", "meeting_invitation"),
+        source_event_type="meeting.created",
+        school_id=plan.school.id,
+        language="nb",
+    )
+    await harness.ledger.record(claim.notification_id, DeliveryStatus.SENT, only_in_progress=True)
+
+    # A slow sender that still thought it held the claim ends with a permanent error: it changes nothing.
+    recorded = await harness.ledger.record(
+        claim.notification_id, DeliveryStatus.FAILED, reason="smtp_rcpt_550", only_in_progress=True
+    )
+
+    assert recorded is False
+    record = await harness.ledger.get(claim.notification_id)
+    assert record is not None
+    assert record.status is DeliveryStatus.SENT
+
+
+async def test_a_retry_whose_claim_passed_to_another_worker_is_not_sent(harness: Harness) -> None:
+    harness.channel.failures = [TransientDeliveryError("smtp_451")]
+    dispatcher = harness.dispatcher()
+    await dispatcher.dispatch([_plan(samples.sample_guardian(1), Channel.EMAIL)])
+    harness.clock.now += timedelta(seconds=2)
+    (due,) = await dispatcher.retry_queue.claim_due(owner="slow", limit=1)
+
+    async def claim_lost() -> bool:
+        return False
+
+    outcome = await dispatcher.retry(DeliveryJob.from_json(due.job), still_ours=claim_lost)
+
+    assert outcome is None
+    assert harness.channel.emails == []
 
 
 async def test_a_template_that_cannot_render_fails_that_notification_only(harness: Harness) -> None:

@@ -119,13 +119,15 @@ async def test_recording_sending_renews_the_lease_and_counts_an_attempt(
     assert meanwhile.attempts == 2
 
 
-async def test_a_notification_put_back_in_the_queue_is_claimed_at_once(ledger: DeliveryLedger) -> None:
+async def test_a_notification_in_the_retry_queue_is_left_to_the_retry_worker(ledger: DeliveryLedger) -> None:
     first = await claim(ledger, invitation())
-    await ledger.record(first.notification_id, DeliveryStatus.QUEUED, reason="channel_paused")
+    await ledger.record(first.notification_id, DeliveryStatus.QUEUED, reason="retry_scheduled:smtp_421")
 
     again = await claim(ledger, invitation())
 
-    assert (again.should_send, again.previous_status, again.attempts) == (True, DeliveryStatus.QUEUED, 2)
+    assert (again.should_send, again.previous_status, again.attempts) == (False, DeliveryStatus.QUEUED, 1)
+    assert again.awaiting_retry
+    assert not again.in_flight
 
 
 async def test_email_and_sms_to_one_guardian_are_separate_notifications(ledger: DeliveryLedger) -> None:

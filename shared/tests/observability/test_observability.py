@@ -16,7 +16,14 @@ from prometheus_client import CollectorRegistry
 from notify_shared import samples
 from notify_shared.channels import DeliveryReceipt, OutgoingEmail, OutgoingSms, TransientDeliveryError
 from notify_shared.contract import Channel
-from notify_shared.delivery import Backoff, CollectingStatusSink, Dispatcher, PlannedNotification, SourceEventRef
+from notify_shared.delivery import (
+    Backoff,
+    CollectingStatusSink,
+    Dispatcher,
+    PlannedNotification,
+    RetryWorker,
+    SourceEventRef,
+)
 from notify_shared.ledger import DeliveryLedger, create_engine
 from notify_shared.observability import Readiness, ServiceMetrics, health_routes
 from notify_shared.observability.http import database_check
@@ -60,7 +67,7 @@ def _sample(registry: CollectorRegistry, name: str, **labels: str) -> float:
 
 @pytest.fixture
 async def ledger(tmp_path: Path) -> AsyncIterator[DeliveryLedger]:
-    ledger = await DeliveryLedger.connect(f"sqlite+aiosqlite:///{tmp_path / 'ledger.db'}", clock=lambda: ACCEPTED_AT)
+    ledger = await DeliveryLedger.connect(f"sqlite+aiosqlite:///{tmp_path / 'ledger.db'}")
     try:
         yield ledger
     finally:
@@ -71,10 +78,7 @@ async def test_a_retried_then_sent_email_counts_the_retry_the_outcome_and_its_la
     ledger: DeliveryLedger,
 ) -> None:
     metrics = ServiceMetrics("invitations")
-
-    async def no_wait(seconds: float) -> None:
-        return None
-
+    now = [ACCEPTED_AT]
     dispatcher = Dispatcher(
         ledger=ledger,
         render=render_notification,
@@ -83,8 +87,7 @@ async def test_a_retried_then_sent_email_counts_the_retry_the_outcome_and_its_la
         status_sink=CollectingStatusSink(),
         email_sender="Bjølsen skole <no-reply@bjolsen.example.no>",
         backoff=Backoff(base_seconds=1, max_seconds=8),
-        sleep=no_wait,
-        clock=lambda: ACCEPTED_AT,
+        clock=lambda: now[0],
         metrics=metrics,
     )
     guardian = samples.sample_guardian(1)
@@ -101,13 +104,15 @@ async def test_a_retried_then_sent_email_counts_the_retry_the_outcome_and_its_la
             )
         ]
     )
+    now[0] += timedelta(seconds=10)  # past the first backoff (at most a second)
+    assert await RetryWorker(dispatcher, owner="test", clock=lambda: now[0]).run_due() == 1
 
     registry = metrics.registry
     labels = {"service": "invitations", "channel": "email", "template": "meeting_invitation"}
     assert _sample(registry, "notify_delivery_retries_total", **labels) == 1
     assert _sample(registry, "notify_notifications_total", **labels, language="nb", status="sent") == 1
     assert _sample(registry, "notify_delivery_latency_seconds_count", **labels) == 1
-    assert _sample(registry, "notify_delivery_latency_seconds_sum", **labels) == 42
+    assert _sample(registry, "notify_delivery_latency_seconds_sum", **labels) == 52
     exposition = (await metrics.render()).decode()
     assert guardian.email is not None
     assert guardian.email not in exposition

@@ -70,6 +70,16 @@ def create_app(
     async def start_alarm() -> None:
         await runtime.alarm.start()
 
+    @parts.app.after_startup
+    async def start_retries() -> None:
+        # After the broker: a retry due at start-up publishes its status through it.
+        await runtime.retries.start()
+
+    @parts.app.on_shutdown
+    async def stop_retries() -> None:
+        # Before the broker stops: retries in flight finish, are recorded and report their status first.
+        await runtime.stop_retries()
+
     @parts.app.after_shutdown
     async def close_resources() -> None:
         await runtime.close()

@@ -211,7 +211,8 @@ class DigestRunner:
             (outcome,) = await self._dispatcher.dispatch([plan])
         except NotificationInFlightError:
             return
-        sent = outcome.status in (DeliveryStatus.SENT, DeliveryStatus.DELIVERED)
+        # `queued`: handed to the delivery core's retry queue, which owns it now (the ledger has its outcome).
+        sent = outcome.status in (DeliveryStatus.SENT, DeliveryStatus.DELIVERED, DeliveryStatus.QUEUED)
         state = State.SENT if sent else State.FAILED
         await self._store.settle_digest(
             digest.digest_id, state, owner=self._owner, now=self._now(), reason=outcome.reason

@@ -14,8 +14,8 @@ from notify_digest.service import DigestService
 from notify_digest.settings import DigestSettings
 from notify_digest.store import DigestStore
 from notify_shared.alarm import Alarm
-from notify_shared.delivery import Backoff, StatusSink
-from notify_shared.delivery.assembly import open_dispatcher
+from notify_shared.delivery import Backoff, RetryWorker, StatusSink
+from notify_shared.delivery.assembly import open_dispatcher, retry_worker_for
 from notify_shared.observability import Readiness, ServiceMetrics
 
 
@@ -24,6 +24,7 @@ class Runtime:
 
     def __init__(self) -> None:
         self._parts: tuple[DigestService, DigestRunner, DigestStore, Alarm] | None = None
+        self._retries: RetryWorker | None = None
         self._resources = AsyncExitStack()
 
     def _get(self) -> tuple[DigestService, DigestRunner, DigestStore, Alarm]:
@@ -66,6 +67,7 @@ class Runtime:
             metrics=metrics,
             readiness=readiness,
         )
+        self._retries = retry_worker_for(settings, dispatcher, clock=clock, instance_id=settings.instance_id)
         store = DigestStore(ledger.engine)
         await store.create_schema()
         runner = DigestRunner(
@@ -83,7 +85,21 @@ class Runtime:
         )
         self._parts = (service, runner, store, alarm)
 
+    @property
+    def retries(self) -> RetryWorker:
+        if self._retries is None:
+            raise RuntimeError("the digest service is not started")
+        return self._retries
+
+    async def stop_retries(self) -> None:
+        """Stop the retry worker, if it was started (start-up may have failed before)."""
+        if self._retries is not None:
+            await self._retries.stop()
+
     async def close(self) -> None:
+        if self._retries is not None:
+            await self._retries.stop()
+            self._retries = None
         if self._parts is not None:
             self._parts[3].stop()
             await self._parts[1].drain()

@@ -6,6 +6,9 @@ an .ics file) and SMS, publishing a notification.status event for every outcome.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import UTC, datetime
+
 from faststream.asgi import AsgiFastStream
 
 from notify_invitations.handlers import SERVICE, build_router
@@ -18,9 +21,13 @@ from notify_shared.settings import load_settings
 
 
 def create_app(
-    settings: InvitationsSettings | None = None, *, delivery_backoff: Backoff | None = None
+    settings: InvitationsSettings | None = None,
+    *,
+    delivery_backoff: Backoff | None = None,
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> AsgiFastStream:
-    """Wire broker, handlers and resources. Settings come from the environment unless given (tests give them)."""
+    """Wire broker, handlers and resources. Settings come from the environment unless given (tests give them,
+    and a clock set before the sample meetings)."""
     if settings is None:
         configure_logging()
         settings = load_settings(InvitationsSettings)
@@ -46,9 +53,20 @@ def create_app(
             settings,
             status_sink=parts.status_sink,
             backoff=delivery_backoff,
+            clock=clock,
             metrics=parts.metrics,
             readiness=parts.readiness,
         )
+
+    @parts.app.after_startup
+    async def start_retries() -> None:
+        # After the broker: a retry due at start-up publishes its status through it.
+        await runtime.retries.start()
+
+    @parts.app.on_shutdown
+    async def stop_retries() -> None:
+        # Before the broker stops: retries in flight finish, are recorded and report their status first.
+        await runtime.stop_retries()
 
     @parts.app.after_shutdown
     async def close_resources() -> None:

@@ -68,9 +68,9 @@ def plan_notifications(
                     channel=channel,
                     template=template,
                     context=template_context,
-                    attachments=tuple(
-                        _calendar_for(event, decision, guardian, template=template, context=context, channel=channel)
-                    ),
+                    attachments=tuple(_calendar_for(event, decision, guardian, template=template, context=context)),
+                    # Nothing about a meeting goes out once it has started, retries included.
+                    not_after=data.meeting.starts_at,
                 )
             )
     return plans
@@ -83,13 +83,10 @@ def _calendar_for(
     *,
     template: str,
     context: PlanningContext,
-    channel: Channel,
 ) -> Iterable[Attachment]:
-    if (
-        channel is not Channel.EMAIL
-        or not guardian.may_receive_routine_notifications
-        or guardian.contact_problem(channel) is not None
-    ):
+    # Every plan of a guardian with an address carries the calendar file, SMS ones too: if the SMS fails and
+    # goes by email instead, that email is the invitation with its .ics, not a copy without it.
+    if not guardian.may_receive_routine_notifications or guardian.contact_problem(Channel.EMAIL) is not None:
         return
     method = CalendarMethod.CANCEL if template == CANCELLATION else CalendarMethod.REQUEST
     ics = build_meeting_calendar(

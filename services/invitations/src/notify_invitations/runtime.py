@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from contextlib import AsyncExitStack
+from datetime import UTC, datetime
 
 from notify_invitations.meeting_states import MeetingStateStore
 from notify_invitations.service import InvitationService
 from notify_invitations.settings import InvitationsSettings
-from notify_shared.delivery import Backoff, StatusSink
-from notify_shared.delivery.assembly import open_dispatcher
+from notify_shared.delivery import Backoff, RetryWorker, StatusSink
+from notify_shared.delivery.assembly import open_dispatcher, retry_worker_for
 from notify_shared.observability import Readiness, ServiceMetrics
 
 
@@ -17,6 +19,7 @@ class Runtime:
 
     def __init__(self) -> None:
         self._service: InvitationService | None = None
+        self._retries: RetryWorker | None = None
         self._resources = AsyncExitStack()
 
     @property
@@ -25,12 +28,19 @@ class Runtime:
             raise RuntimeError("the invitations service is not started")
         return self._service
 
+    @property
+    def retries(self) -> RetryWorker:
+        if self._retries is None:
+            raise RuntimeError("the invitations service is not started")
+        return self._retries
+
     async def open(
         self,
         settings: InvitationsSettings,
         status_sink: StatusSink,
         backoff: Backoff | None = None,
         *,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         metrics: ServiceMetrics | None = None,
         readiness: Readiness | None = None,
     ) -> None:
@@ -40,15 +50,24 @@ class Runtime:
             resources=self._resources,
             concurrency=settings.concurrency,
             backoff=backoff,
+            clock=clock,
             metrics=metrics,
             readiness=readiness,
         )
+        self._retries = retry_worker_for(settings, dispatcher, clock=clock)
         states = MeetingStateStore(ledger.engine)
         await states.create_schema()
         self._service = InvitationService(
             states=states, dispatcher=dispatcher, organizer_email=settings.organizer_email
         )
 
+    async def stop_retries(self) -> None:
+        """Stop the retry worker, if it was started (start-up may have failed before)."""
+        if self._retries is not None:
+            await self._retries.stop()
+
     async def close(self) -> None:
-        self._service = None
+        if self._retries is not None:
+            await self._retries.stop()
+        self._service = self._retries = None
         await self._resources.aclose()

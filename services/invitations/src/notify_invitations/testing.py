@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 from faststream.asgi import AsgiFastStream
@@ -13,6 +14,8 @@ from faststream.asgi import AsgiFastStream
 from notify_invitations.app import create_app
 from notify_invitations.settings import InvitationsSettings
 from notify_shared.delivery import Backoff
+from notify_shared.samples import SAMPLE_NOW
+from notify_shared.testing.clocks import RunningClock
 from notify_shared.testing.sinks import SmsSink, SmtpSink
 from notify_shared.topics import Topics
 
@@ -44,6 +47,8 @@ class Deployment:
     settings: InvitationsSettings
     smtp: SmtpSink
     sms: SmsSink
+    clock: Callable[[], datetime] = field(default_factory=lambda: RunningClock(SAMPLE_NOW))
+    """Runs from the moment the samples were written, before the sample meeting starts."""
 
     @property
     def topics(self) -> Topics:
@@ -52,6 +57,6 @@ class Deployment:
     @asynccontextmanager
     async def running(self) -> AsyncIterator[AsgiFastStream]:
         """The service, started (handlers subscribed) until the block ends; retries back off in milliseconds."""
-        app = create_app(self.settings, delivery_backoff=Backoff(base_seconds=0.01, max_seconds=0.05))
+        app = create_app(self.settings, delivery_backoff=Backoff(base_seconds=0.01, max_seconds=0.05), clock=self.clock)
         async with app:
             yield app

@@ -62,15 +62,33 @@ def create_app(
 
     pending = parts.metrics.gauge("notify_reminders_pending", "Reminders scheduled and not yet sent or skipped.")
 
+    overdue = parts.metrics.gauge(
+        "notify_reminders_overdue_seconds",
+        "How long the oldest reminder that is due has been waiting to be sent (0 when none is due).",
+    )
+
     @parts.metrics.on_scrape
     async def count_pending() -> None:
         counts = await runtime.store.count_by_state()
         pending.labels(SERVICE).set(sum(counts.get(state, 0) for state in OPEN_STATES))
+        oldest = await runtime.store.oldest_unfired_due()
+        waited = 0.0 if oldest is None else (clock().astimezone(UTC) - oldest).total_seconds()
+        overdue.labels(SERVICE).set(max(0.0, waited))
 
     @parts.app.after_startup
     async def start_alarm() -> None:
         # After the broker: a reminder due at start-up publishes its status through it.
         await runtime.alarm.start()
+
+    @parts.app.after_startup
+    async def start_retries() -> None:
+        # After the broker: a retry due at start-up publishes its status through it.
+        await runtime.retries.start()
+
+    @parts.app.on_shutdown
+    async def stop_retries() -> None:
+        # Before the broker stops: retries in flight finish, are recorded and report their status first.
+        await runtime.stop_retries()
 
     @parts.app.after_shutdown
     async def close_resources() -> None:

@@ -89,6 +89,7 @@ class ReminderRunner:
             channel=Channel(row.channel),
             template=TEMPLATE,
             context={"school": school, "meeting": meeting, "guardian": guardian, "moved": payload["moved"]},
+            not_after=meeting.starts_at,
         )
         now = as_utc(self._clock())
         reason = reason_not_to_fire(
@@ -109,7 +110,9 @@ class ReminderRunner:
         except NotificationInFlightError:
             # Another replica is sending it right now (or died doing so): its lease decides; leave the row.
             return
-        sent = outcome.status in (DeliveryStatus.SENT, DeliveryStatus.DELIVERED)
+        # `queued`: the delivery core's retry queue owns it now and the ledger records how it ends; for the
+        # schedule it is handed over, like a sent one, and must not fire again.
+        sent = outcome.status in (DeliveryStatus.SENT, DeliveryStatus.DELIVERED, DeliveryStatus.QUEUED)
         state = ReminderState.SENT if sent else ReminderState.FAILED
         if outcome.status is DeliveryStatus.SKIPPED:
             state = ReminderState.SKIPPED

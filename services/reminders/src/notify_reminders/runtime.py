@@ -14,8 +14,8 @@ from notify_reminders.service import ReminderService
 from notify_reminders.settings import RemindersSettings
 from notify_reminders.store import ReminderStore
 from notify_shared.alarm import Alarm
-from notify_shared.delivery import Backoff, StatusSink
-from notify_shared.delivery.assembly import open_dispatcher
+from notify_shared.delivery import Backoff, RetryWorker, StatusSink
+from notify_shared.delivery.assembly import open_dispatcher, retry_worker_for
 from notify_shared.observability import Readiness, ServiceMetrics
 
 
@@ -25,6 +25,7 @@ class Runtime:
     def __init__(self) -> None:
         self._service: ReminderService | None = None
         self._alarm: Alarm | None = None
+        self._retries: RetryWorker | None = None
         self._runner: ReminderRunner | None = None
         self._store: ReminderStore | None = None
         self._resources = AsyncExitStack()
@@ -46,6 +47,12 @@ class Runtime:
         if self._alarm is None:
             raise RuntimeError("the reminders service is not started")
         return self._alarm
+
+    @property
+    def retries(self) -> RetryWorker:
+        if self._retries is None:
+            raise RuntimeError("the reminders service is not started")
+        return self._retries
 
     @property
     def store(self) -> ReminderStore:
@@ -72,6 +79,7 @@ class Runtime:
             metrics=metrics,
             readiness=readiness,
         )
+        self._retries = retry_worker_for(settings, dispatcher, clock=clock, instance_id=settings.instance_id)
         self._store = store = ReminderStore(ledger.engine)
         await store.create_schema()
         self._runner = runner = ReminderRunner(
@@ -93,7 +101,15 @@ class Runtime:
             on_schedule_changed=alarm.rearm,
         )
 
+    async def stop_retries(self) -> None:
+        """Stop the retry worker, if it was started (start-up may have failed before)."""
+        if self._retries is not None:
+            await self._retries.stop()
+
     async def close(self) -> None:
+        if self._retries is not None:
+            await self._retries.stop()
+            self._retries = None
         if self._alarm is not None:
             self._alarm.stop()
         if self._runner is not None:

@@ -274,6 +274,17 @@ class ReminderStore:
                 .values(state=state.value, reason=reason, lease_until=None, updated_at=now)
             )
 
+    async def oldest_unfired_due(self) -> datetime | None:
+        """The due time of the oldest reminder not yet sent or settled (pending or claimed), for the lateness gauge."""
+        unfired = [ReminderState.PENDING.value, ReminderState.CLAIMED.value]
+        async with self._engine.connect() as connection:
+            oldest = (
+                await connection.execute(
+                    sa.select(sa.func.min(reminders.c.due_at)).where(reminders.c.state.in_(unfired))
+                )
+            ).scalar_one_or_none()
+        return None if oldest is None else as_utc(oldest)
+
     async def next_due(self) -> datetime | None:
         """The earliest moment anything may become due: the next pending reminder or an expiring lease."""
         async with self._engine.connect() as connection:

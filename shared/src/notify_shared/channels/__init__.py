@@ -14,6 +14,7 @@ from notify_shared.channels.base import (
     SmsChannel,
     TransientDeliveryError,
 )
+from notify_shared.channels.failover import CircuitBreaker, CircuitState, FailoverSmsChannel
 from notify_shared.channels.mime import build_message
 from notify_shared.channels.outbox import FileOutbox
 from notify_shared.channels.sms_twilio import TwilioSmsChannel
@@ -22,9 +23,12 @@ from notify_shared.channels.smtp import SmtpConfig, SmtpEmailChannel
 
 __all__ = [
     "Attachment",
+    "CircuitBreaker",
+    "CircuitState",
     "DeliveryError",
     "DeliveryReceipt",
     "EmailChannel",
+    "FailoverSmsChannel",
     "FileOutbox",
     "OutgoingEmail",
     "OutgoingSms",

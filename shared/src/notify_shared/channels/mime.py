@@ -5,6 +5,7 @@ from __future__ import annotations
 import email.policy
 from collections.abc import Iterable
 from datetime import UTC, datetime
+from email.header import Header
 from email.headerregistry import Address, AddressHeader, ContentTypeHeader, HeaderRegistry
 from email.message import EmailMessage
 from email.utils import format_datetime
@@ -16,6 +17,7 @@ from notify_shared.channels.tokens import safe_token
 # The SMTP policy writes CRLF line ends and RFC 2047-encoded headers, which every server accepts; UTF-8 lives
 # in the parts' charset. (aiosmtplib switches to raw UTF-8 headers only when an address needs SMTPUTF8.)
 POLICY = email.policy.SMTP
+_LINE_LENGTH = 78  # POLICY.max_line_length: RFC 5322's "SHOULD" for header lines
 
 _HEADERS = HeaderRegistry()
 _FALLBACK_DOMAIN = "notify.invalid"
@@ -39,7 +41,7 @@ def build_message(outgoing: OutgoingEmail, *, now: datetime | None = None) -> Em
     message["To"] = str(recipient)
     if outgoing.reply_to:
         message["Reply-To"] = str(parse_single_address(outgoing.reply_to))
-    message["Subject"] = one_line(outgoing.subject)
+    _set_text_header(message, "Subject", one_line(outgoing.subject))
     message["Date"] = format_datetime(now or datetime.now(UTC))
     message["Message-ID"] = message_id(outgoing.notification_id, sender)
     # RFC 3834: tells vacation responders and mailing lists not to answer a machine.
@@ -52,6 +54,17 @@ def build_message(outgoing: OutgoingEmail, *, now: datetime | None = None) -> Em
         message[name] = one_line(value)
     _add_body(message, outgoing)
     return message
+
+
+def _set_text_header(message: EmailMessage, name: str, value: str) -> None:
+    # A short ASCII value goes in as it is. Anything else is written as RFC 2047 encoded words here, because
+    # the policy's own folder, mixing plain and encoded words, moves or drops the spaces next to an encoded word
+    # ("{% endfor %}Ã êS" came back as "{% endfor  %}ÃêS"). Every character inside an encoded word, folded
+    # between words, reads back exactly. set_raw keeps the policy from folding it again (its lines fit).
+    if value.isascii() and len(name) + 2 + len(value) <= _LINE_LENGTH:
+        message[name] = value
+        return
+    message.set_raw(name, Header(value, "utf-8", header_name=name).encode(linesep=POLICY.linesep))
 
 
 def _add_body(message: EmailMessage, outgoing: OutgoingEmail) -> None:
@@ -110,12 +123,24 @@ def one_line(value: str) -> str:
 
 
 def parse_single_address(value: str) -> Address:
-    """The one mailbox in `value` (`kari@example.no`, `Kari Nordmann <kari@example.no>`), or ValueError."""
+    """The one mailbox in `value` (`kari@example.no`, `Kari Nordmann <kari@example.no>`), or ValueError.
+
+    An internationalised domain comes back in its IDNA form (`kari@xn--bjlsen-cya.no` for `kari@bjølsen.no`):
+    the SMTP policy would otherwise write it as an RFC 2047 encoded word, which is not allowed inside an
+    address (`kari@=?utf-8?q?bj=C3=B8lsen?=.no` reaches nobody), and the SMTP envelope would need SMTPUTF8.
+    """
     header = _HEADERS("To", one_line(value))
     addresses = cast(AddressHeader, header).addresses  # the registry's class for "To"; typeshed cannot tell
     if header.defects or len(addresses) != 1 or not addresses[0].username or not addresses[0].domain:
         raise ValueError("not exactly one valid email address")
-    return addresses[0]
+    address = addresses[0]
+    if address.domain.isascii():
+        return address
+    try:
+        domain = address.domain.encode("idna").decode("ascii")
+    except UnicodeError:
+        raise ValueError("not exactly one valid email address") from None
+    return Address(display_name=address.display_name, username=address.username, domain=domain)
 
 
 def message_id(notification_id: str, sender: Address) -> str:

@@ -52,13 +52,21 @@ class SmsHttpClient:
         # deliver it twice when it is retried. That is the lesser evil next to a parent never hearing.
         try:
             return await self._client.post(url, json=json, data=data, headers=headers)
+        except httpx.ConnectTimeout as error:
+            raise TransientDeliveryError(CONNECT_FAILED) from error
         except httpx.TimeoutException as error:
             raise TransientDeliveryError("http_timeout") from error
+        except httpx.ConnectError as error:
+            raise TransientDeliveryError(CONNECT_FAILED) from error
         except httpx.TransportError as error:
             raise TransientDeliveryError("http_transport_error") from error
 
     async def aclose(self) -> None:
         await self._client.aclose()
+
+
+CONNECT_FAILED = "http_connect_failed"
+"""No connection was made, so the provider certainly did not get the SMS."""
 
 
 def error_for_status(response: httpx.Response, reason: str | None = None) -> DeliveryError | None:
@@ -72,7 +80,9 @@ def error_for_status(response: httpx.Response, reason: str | None = None) -> Del
         return None
     reason = reason or f"http_{status}"
     if status in (408, 429) or status >= 500:
-        return TransientDeliveryError(reason, retry_after=retry_after_seconds(response.headers.get("Retry-After")))
+        return TransientDeliveryError(
+            reason, retry_after=retry_after_seconds(response.headers.get("Retry-After")), http_status=status
+        )
     return PermanentDeliveryError(reason)
 
 

@@ -18,7 +18,8 @@ class TwilioSmsChannel(SmsChannel):
     """Creates one Twilio Message per SMS: form-encoded `To`, `From`, `Body`; HTTP basic auth as the account.
 
     `From` is the school's alphanumeric sender id, which Twilio accepts in Norway and most of Europe. Error
-    reasons carry Twilio's own error code when it gives one (`twilio_21211` is an invalid `To` number).
+    reasons carry Twilio's own error code when it gives one (`twilio_21211` is an invalid `To` number). With
+    `status_callback_url`, Twilio is asked (`StatusCallback`) to POST the message's status changes there.
     """
 
     name = "twilio"
@@ -30,8 +31,10 @@ class TwilioSmsChannel(SmsChannel):
         *,
         base_url: str = "https://api.twilio.com",
         timeout: float = 10.0,
+        status_callback_url: str | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
+        self._status_callback_url = status_callback_url
         self._url = f"{base_url.rstrip('/')}/2010-04-01/Accounts/{quote(account_sid, safe='')}/Messages.json"
         self._http = SmsHttpClient(
             timeout=timeout,
@@ -41,9 +44,10 @@ class TwilioSmsChannel(SmsChannel):
 
     async def send_sms(self, message: OutgoingSms) -> DeliveryReceipt:
         """Send one SMS; the receipt's `provider_message_id` is the Message SID (`SM…`)."""
-        response = await self._http.post(
-            self._url, data={"To": message.to_e164, "From": message.sender_id, "Body": message.text}
-        )
+        form = {"To": message.to_e164, "From": message.sender_id, "Body": message.text}
+        if self._status_callback_url:
+            form["StatusCallback"] = self._status_callback_url
+        response = await self._http.post(self._url, data=form)
         body = json_object(response)
         code = body.get("code")
         error = error_for_status(response, f"twilio_{code}" if isinstance(code, int) else None)

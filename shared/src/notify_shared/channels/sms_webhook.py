@@ -18,7 +18,8 @@ class WebhookSmsChannel(SmsChannel):
 
     Sends `Authorization: Bearer <auth_token>` when a token is set, and `Idempotency-Key: <notification_id>`
     so the gateway can drop a retry of an SMS it already took. Any 2xx is success; a JSON body `{"id": ...}`
-    becomes the receipt's provider message id.
+    becomes the receipt's provider message id. With `status_callback_url`, the JSON also has
+    `"status_callback_url"`: where the gateway should POST its delivery report (`notify_shared.delivery_reports`).
     """
 
     name = "webhook"
@@ -29,24 +30,25 @@ class WebhookSmsChannel(SmsChannel):
         auth_token: SecretStr | None = None,
         timeout: float = 10.0,
         *,
+        status_callback_url: str | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self._url = url
+        self._status_callback_url = status_callback_url
         headers = {"Authorization": f"Bearer {auth_token.get_secret_value()}"} if auth_token else None
         self._http = SmsHttpClient(timeout=timeout, headers=headers, transport=transport)
 
     async def send_sms(self, message: OutgoingSms) -> DeliveryReceipt:
         """Send one SMS; raises `TransientDeliveryError` or `PermanentDeliveryError` on failure."""
-        response = await self._http.post(
-            self._url,
-            json={
-                "to": message.to_e164,
-                "from": message.sender_id,
-                "text": message.text,
-                "reference": message.notification_id,
-            },
-            headers={"Idempotency-Key": message.notification_id},
-        )
+        payload = {
+            "to": message.to_e164,
+            "from": message.sender_id,
+            "text": message.text,
+            "reference": message.notification_id,
+        }
+        if self._status_callback_url:
+            payload["status_callback_url"] = self._status_callback_url
+        response = await self._http.post(self._url, json=payload, headers={"Idempotency-Key": message.notification_id})
         error = error_for_status(response)
         if error is not None:
             raise error

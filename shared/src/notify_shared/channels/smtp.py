@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import ssl
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Literal
@@ -62,7 +63,10 @@ class SmtpEmailChannel(EmailChannel):
     """Sends each email in its own SMTP transaction, up to `pool_size` at a time over reused sessions.
 
     Failures map to `TransientDeliveryError` (4xx replies, timeouts, refused or lost connections) or
-    `PermanentDeliveryError` (5xx replies, addresses that cannot be sent).
+    `PermanentDeliveryError` (5xx replies, addresses that cannot be sent). A TLS failure (a certificate that does
+    not verify against `ca_file`, a failed handshake, a server that offers no STARTTLS) is transient with reason
+    `smtp_tls_certificate` or `smtp_tls_error`: it is this deployment's configuration, not the recipient, so the
+    email waits for a retry. Its details are logged once, as a warning, until a session succeeds again.
     """
 
     name = "smtp"
@@ -71,6 +75,7 @@ class SmtpEmailChannel(EmailChannel):
         self._config = config
         self._envelope_sender = parse_single_address(config.sender).addr_spec if config.sender else None
         self._pool = SmtpConnectionPool(self._connect, config.pool_size)
+        self._tls_failure_logged = False
 
     async def send_email(self, message: OutgoingEmail) -> DeliveryReceipt:
         """Send one email; the receipt's `provider_message_id` is the Message-ID header."""
@@ -120,10 +125,60 @@ class SmtpEmailChannel(EmailChannel):
         )
         try:
             await client.connect()
-        except BaseException:
+        except BaseException as error:
             client.close()
+            if isinstance(error, Exception):
+                self._log_tls_failure(error)
             raise
+        self._tls_failure_logged = False
         return client
+
+    def _log_tls_failure(self, error: Exception) -> None:
+        # Every email fails the same way until the configuration is fixed; one warning with the details is clear,
+        # one per email would bury it. The details name the host and the certificate, never a recipient.
+        if _tls_failure(error) is None:
+            return
+        config = self._config
+        level = logging.DEBUG if self._tls_failure_logged else logging.WARNING
+        logger.log(
+            level,
+            "TLS with the SMTP server %s:%d (SMTP_SECURITY=%s) failed: %s. Emails wait for retries; check "
+            "SMTP_HOST, SMTP_PORT, SMTP_SECURITY and SMTP_CA_FILE (%s)",
+            config.host,
+            config.port,
+            config.security,
+            _tls_detail(error),
+            config.ca_file or "the system's CAs",
+        )
+        self._tls_failure_logged = True
+
+
+def _tls_failure(error: BaseException) -> str | None:
+    """`smtp_tls_certificate` or `smtp_tls_error` when `error` is (or was caused by) a TLS failure, else None."""
+    seen: BaseException | None = error
+    for _ in range(5):  # the SSL error is the error itself (STARTTLS) or its cause (implicit TLS)
+        if seen is None:
+            break
+        if isinstance(seen, ssl.SSLCertVerificationError):
+            return "smtp_tls_certificate"
+        if isinstance(seen, ssl.SSLError):
+            return "smtp_tls_error"
+        seen = seen.__cause__ or seen.__context__
+    # aiosmtplib refuses to go on in plain text when the server does not offer STARTTLS (or strips it).
+    if type(error) is aiosmtplib.SMTPException and "STARTTLS" in str(error):
+        return "smtp_tls_error"
+    return None
+
+
+def _tls_detail(error: BaseException) -> str:
+    seen: BaseException | None = error
+    for _ in range(5):
+        if isinstance(seen, ssl.SSLCertVerificationError):
+            return f"certificate not trusted: {str(seen.verify_message or seen.reason).rstrip('.')}"
+        if isinstance(seen, ssl.SSLError) or seen is None:
+            break
+        seen = seen.__cause__ or seen.__context__
+    return str(seen if seen is not None else error)
 
 
 def _server_left(error: Exception) -> bool:
@@ -146,6 +201,9 @@ _FAILURES_WITHOUT_REPLY: tuple[tuple[type[Exception], str, type[DeliveryError]],
 
 
 def _delivery_error(error: aiosmtplib.SMTPException | OSError | TimeoutError | ValueError) -> DeliveryError:
+    tls_reason = _tls_failure(error)
+    if tls_reason is not None:
+        return TransientDeliveryError(tls_reason)
     if isinstance(error, aiosmtplib.SMTPRecipientsRefused):
         code = error.recipients[0].code if error.recipients else 550
         return _by_code(code, f"smtp_rcpt_{code}")
@@ -169,7 +227,10 @@ def _by_code(code: int, reason: str) -> DeliveryError:
 
 def _cause_worth_keeping(error: Exception) -> Exception | None:
     # Reply texts and address errors can quote the recipient's address, so they stay out of tracebacks.
-    # Connection and TLS failures hold only host names and certificate details, which an operator needs.
+    # Connection and TLS failures hold only host names and certificate details, which an operator needs (an SSL
+    # error is also a ValueError, so it is let through first).
+    if _tls_failure(error) is not None:
+        return error
     if isinstance(error, aiosmtplib.SMTPResponseException | aiosmtplib.SMTPRecipientsRefused | ValueError):
         return None
     return error

@@ -10,7 +10,7 @@ import json
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from aiokafka import AIOKafkaProducer
@@ -27,6 +27,7 @@ from notify_shared.contract import (
 )
 from notify_shared.contract.kafka_codec import describe_validation_error
 from notify_shared.contract.schemas import write_schemas
+from notify_shared.kafka.broker import kafka_client_options
 from notify_shared.rendering import (
     RenderedNotification,
     available_languages,
@@ -36,6 +37,7 @@ from notify_shared.rendering import (
 )
 from notify_shared.rendering.previews import sample_context
 from notify_shared.rendering.renderer import render_notification
+from notify_shared.settings import ServiceSettings, load_settings
 from notify_shared.topics import MEETING_CANCELLED, MEETING_CREATED, MEETING_UPDATED, Topics
 
 app = typer.Typer(
@@ -57,9 +59,10 @@ class ContentMode(StrEnum):
 
 def _sample(event_type: str, meeting_id: str) -> CloudEvent:
     """A sample event about meeting `meeting_id`; the update moves it to another room, so guardians hear of it."""
-    meeting = samples.sample_meeting(meeting_id=meeting_id)
+    # A week ahead of today, so the services do not expire notifications about a meeting that has started.
+    meeting = samples.upcoming_meeting(meeting_id, datetime.now(UTC))
     if event_type == MEETING_UPDATED:
-        moved = samples.sample_meeting(meeting_id=meeting_id, location="Gymsalen, Bjølsen skole")
+        moved = meeting.model_copy(update={"location": "Gymsalen, Bjølsen skole"})
         return samples.meeting_updated(meeting=moved, time=datetime.now(UTC))
     if event_type == MEETING_CANCELLED:
         return samples.meeting_cancelled(meeting=meeting, time=datetime.now(UTC))
@@ -85,9 +88,17 @@ def _load_event(path: Path) -> CloudEvent:
         raise typer.BadParameter(f"the event breaks the contract:\n  {problems}") from None
 
 
-async def _publish(event: CloudEvent, bootstrap: str, topics: Topics, mode: ContentMode) -> str:
+def kafka_options_from_environment() -> dict[str, Any]:
+    """aiokafka security options from KAFKA_SECURITY_PROTOCOL, KAFKA_SASL_* and KAFKA_SSL_CAFILE, read as the
+    services read them; an invalid setting stops the command with a message naming it."""
+    return kafka_client_options(load_settings(ServiceSettings))
+
+
+async def _publish(
+    event: CloudEvent, bootstrap: str, topics: Topics, mode: ContentMode, *, client_options: dict[str, Any]
+) -> str:
     value, headers = encode_binary(event) if mode is ContentMode.BINARY else encode_structured(event)
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True)
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True, **client_options)
     await producer.start()
     try:
         topic = topics.for_event_type(event.type)
@@ -121,7 +132,8 @@ def publish(
     else:
         assert file is not None
         event = _load_event(file)
-    topic = asyncio.run(_publish(event, bootstrap, Topics(topic_prefix), mode))
+    client_options = kafka_options_from_environment()
+    topic = asyncio.run(_publish(event, bootstrap, Topics(topic_prefix), mode, client_options=client_options))
     console.print(f"published {event.type} [bold]{event.id}[/] to {topic} ({mode.value} mode)")
     print(event.id)
 

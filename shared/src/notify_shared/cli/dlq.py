@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Annotated, Any, cast
@@ -27,6 +27,7 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
+from notify_shared.cli.base import kafka_options_from_environment
 from notify_shared.contract import EventRejected, NotificationDeadLettered, decode_event
 from notify_shared.topics import NOTIFICATION_DEAD_LETTER, Topics
 
@@ -75,9 +76,12 @@ def _decode(record: Any) -> DeadLetterRecord:
     return DeadLetterRecord(record.partition, record.offset, record.timestamp, event)
 
 
-async def topic_partitions(bootstrap: str, topic: str) -> list[int]:
-    """The partition numbers of `topic`; none when it does not exist (it is not created here)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+async def topic_partitions(bootstrap: str, topic: str, *, client_options: Mapping[str, Any] | None = None) -> list[int]:
+    """The partition numbers of `topic`; none when it does not exist (it is not created here).
+
+    `client_options` (here and below): aiokafka security options, see `notify_shared.kafka.kafka_client_options`.
+    """
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **(client_options or {}))
     await admin.start()
     try:
         (description,) = await admin.describe_topics([topic])
@@ -86,17 +90,25 @@ async def topic_partitions(bootstrap: str, topic: str) -> list[int]:
     return sorted(int(partition["partition"]) for partition in description.get("partitions", ()))
 
 
-async def read_dead_letters(bootstrap: str, topic: str, *, max_seconds: float = 10.0) -> list[DeadLetterRecord]:
+async def read_dead_letters(
+    bootstrap: str, topic: str, *, max_seconds: float = 10.0, client_options: Mapping[str, Any] | None = None
+) -> list[DeadLetterRecord]:
     """Every record on `topic` from the beginning up to the end offsets found at the start, in partition order.
 
     Gives up after `max_seconds` with what it has read; an unknown topic gives an empty list.
     """
-    assigned = [TopicPartition(topic, partition) for partition in await topic_partitions(bootstrap, topic)]
+    partitions = await topic_partitions(bootstrap, topic, client_options=client_options)
+    assigned = [TopicPartition(topic, partition) for partition in partitions]
     if not assigned:
         return []
     # "earliest" as well as seek_to_beginning: assign() starts a reset with the default strategy ("latest"),
     # which can otherwise win over the seek and skip every record.
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest")
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        **(client_options or {}),
+    )
     await consumer.start()
     try:
         consumer.assign(assigned)
@@ -162,13 +174,17 @@ def replay_headers(letter: DeadLetterRecord) -> list[tuple[str, bytes]]:
 
 
 async def replay(
-    bootstrap: str, letters: Iterable[DeadLetterRecord], *, progress: Progress | None = None
+    bootstrap: str,
+    letters: Iterable[DeadLetterRecord],
+    *,
+    progress: Progress | None = None,
+    client_options: Mapping[str, Any] | None = None,
 ) -> ReplayReport:
     """Publish each dead letter's original record to its original topic; a dead letter repeated is sent once."""
     todo = list(letters)
     report = ReplayReport()
     task = progress.add_task("replaying", total=len(todo)) if progress is not None else None
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True)
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True, **(client_options or {}))
     await producer.start()
     try:
         for letter in todo:
@@ -273,7 +289,8 @@ def _show(out: Console, letter: DeadLetterRecord) -> None:
 
 def _dead_letters(bootstrap: str, topic_prefix: str, timeout: float) -> tuple[str, list[DeadLetterRecord]]:
     topic = Topics(topic_prefix).dead_letter
-    return topic, asyncio.run(read_dead_letters(bootstrap, topic, max_seconds=timeout))
+    client_options = kafka_options_from_environment()
+    return topic, asyncio.run(read_dead_letters(bootstrap, topic, max_seconds=timeout, client_options=client_options))
 
 
 @dlq_app.command("list")
@@ -358,8 +375,9 @@ def replay_dead_letters(
                 markup=False,
             )
         return
+    client_options = kafka_options_from_environment()
     with Progress(console=err, transient=True, disable=len(chosen) < _PROGRESS_FROM) as progress:
-        report = asyncio.run(replay(bootstrap, chosen, progress=progress))
+        report = asyncio.run(replay(bootstrap, chosen, progress=progress, client_options=client_options))
     for position in report.replayed:
         out.print(f"replayed {position}", markup=False)
     out.print(

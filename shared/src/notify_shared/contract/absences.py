@@ -7,7 +7,7 @@ import datetime as dt
 from pydantic import BaseModel, ConfigDict, Field
 
 from notify_shared.contract.parties import Recipient, School
-from notify_shared.contract.text import Identifier, OneLine
+from notify_shared.contract.text import Identifier, OneLine, SchoolDay
 
 
 class Pupil(BaseModel):
@@ -37,7 +37,7 @@ class NotedAbsence(BaseModel):
 
     school: School
     pupil: Pupil
-    date: dt.date = Field(description="The school day, local to the school.")
+    date: SchoolDay = Field(description="The school day, local to the school.")
     lessons: tuple[Lesson, ...] = Field(default=(), max_length=20, description="Missed lessons; empty means all day.")
     reported_by_guardian: bool = Field(
         default=False, description="The guardian reported it themselves: no notice, only a digest line."

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from notify_shared.contract.absences import NotedAbsence
 from notify_shared.contract.meetings import MeetingCancellation, MeetingDetails
 from notify_shared.contract.messages import PostedMessage
 from notify_shared.contract.outcomes import DeadLetter, NotificationStatusReport
+from notify_shared.contract.text import Instant, has_control_characters
 
 CLOUDEVENTS_JSON = "application/cloudevents+json"
 
@@ -38,10 +39,19 @@ class CloudEvent(BaseModel):
         examples=["/visma-flyt/0301"],
     )
     type: str
-    time: AwareDatetime | None = Field(default=None, description="When it happened, with UTC offset.")
+    time: Instant | None = Field(default=None, description="When it happened, with UTC offset.")
     subject: str | None = Field(default=None, max_length=500)
     datacontenttype: str | None = Field(default="application/json")
     dataschema: str | None = None
+
+    @field_validator("id")
+    @classmethod
+    def _id_on_one_line(cls, value: str) -> str:
+        # The id is what every log line and status event says about an event: a line break in it would let a
+        # sender write log lines of their own.
+        if has_control_characters(value):
+            raise ValueError("must not contain line breaks or other control characters")
+        return value
 
 
 class MeetingCreated(CloudEvent):

@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import timedelta
 from enum import StrEnum
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from notify_shared.contract.parties import Recipient, School
-from notify_shared.contract.text import Identifier, OneLine, OptionalLongText
+from notify_shared.contract.text import Identifier, Instant, OneLine, OptionalLongText
 
 
 class MeetingKind(StrEnum):
@@ -32,8 +32,8 @@ class Meeting(BaseModel):
     )
     kind: MeetingKind
     title: OneLine = Field(examples=["Foreldremøte 7B"])
-    starts_at: AwareDatetime = Field(description="Start, with UTC offset.", examples=["2026-12-03T18:00:00+01:00"])
-    ends_at: AwareDatetime = Field(description="End, with UTC offset; after the start.")
+    starts_at: Instant = Field(description="Start, with UTC offset.", examples=["2026-12-03T18:00:00+01:00"])
+    ends_at: Instant = Field(description="End, with UTC offset; after the start.")
     location: OneLine = Field(
         description="Where: a room at school or a video link. Never a home address.",
         examples=["Rom 204, Bjølsen skole"],

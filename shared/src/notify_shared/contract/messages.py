@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from notify_shared.contract.parties import Recipient, School
-from notify_shared.contract.text import Identifier, OneLine
+from notify_shared.contract.text import Identifier, Instant, OneLine
 
 
 class PostedMessage(BaseModel):
@@ -29,5 +29,5 @@ class PostedMessage(BaseModel):
         description="Plain text or Markdown; rendered safely, never as raw HTML.",
     )
     urgent: bool = Field(default=False, description="Urgent messages go out at once, whatever the digest setting.")
-    posted_at: AwareDatetime
+    posted_at: Instant
     recipients: tuple[Recipient, ...] = Field(max_length=2000)

@@ -49,8 +49,8 @@ class DeadLetter(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     reason: str = Field(
-        description="Short cause: malformed_json, not_a_cloudevent, unknown_event_type, topic_mismatch, "
-        "unsupported_content_type, schema_violation.",
+        description="Short cause: malformed_json, malformed_header, not_a_cloudevent, unknown_event_type, "
+        "topic_mismatch, unsupported_content_type, schema_violation.",
         examples=["schema_violation"],
     )
     errors: tuple[str, ...] = Field(

@@ -81,10 +81,13 @@ class School(_Strict):
     @field_validator("timezone")
     @classmethod
     def _known_timezone(cls, value: str) -> str:
+        # The key becomes a path under the tz database, so a hostile one fails in other ways than "not found":
+        # "Europe" is a directory, a very long key is a file name too long (both OSError). The message does
+        # not repeat the value: dead letters never echo what was sent.
         try:
             ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError) as error:
-            raise ValueError(f"unknown IANA time zone {value!r}") from error
+        except (ZoneInfoNotFoundError, ValueError, OSError) as error:
+            raise ValueError("unknown IANA time zone; use a name such as 'Europe/Oslo'") from error
         return value
 
     @property

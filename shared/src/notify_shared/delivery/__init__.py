@@ -1,19 +1,26 @@
 """The delivery core every service shares: plan → claim → screen → render → send → record → report."""
 
+from notify_shared.delivery.deadlines import Deadlines, ExpiryReason
 from notify_shared.delivery.dispatcher import DeliveryOutcome, Dispatcher, NotificationInFlightError, Render
 from notify_shared.delivery.eligibility import Verdict, screen
+from notify_shared.delivery.job import DeliveryJob
 from notify_shared.delivery.plan import PlannedNotification, SourceEventRef
 from notify_shared.delivery.retry import Backoff
+from notify_shared.delivery.retry_worker import RetryWorker
 from notify_shared.delivery.status_sink import CollectingStatusSink, StatusSink
 
 __all__ = [
     "Backoff",
     "CollectingStatusSink",
+    "Deadlines",
+    "DeliveryJob",
     "DeliveryOutcome",
     "Dispatcher",
+    "ExpiryReason",
     "NotificationInFlightError",
     "PlannedNotification",
     "Render",
+    "RetryWorker",
     "SourceEventRef",
     "StatusSink",
     "Verdict",

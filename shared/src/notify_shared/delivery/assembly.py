@@ -1,16 +1,20 @@
-"""Opening the delivery core from a service's settings: ledger, channels and dispatcher."""
+"""Opening the delivery core from a service's settings: ledger, channels, dispatcher and retry worker."""
 
 from __future__ import annotations
 
+import os
+import socket
 from collections.abc import Callable
 from contextlib import AsyncExitStack
 from datetime import UTC, datetime
 
 from notify_shared.channels import FileOutbox
+from notify_shared.delivery.deadlines import Deadlines
 from notify_shared.delivery.dispatcher import DeliveryMetrics, Dispatcher
 from notify_shared.delivery.retry import Backoff
+from notify_shared.delivery.retry_worker import RetryWorker
 from notify_shared.delivery.status_sink import StatusSink
-from notify_shared.ledger import DeliveryLedger
+from notify_shared.ledger import DeliveryLedger, RetryQueue
 from notify_shared.observability.http import Readiness, database_check
 from notify_shared.rendering import render_notification
 from notify_shared.settings import ServiceSettings
@@ -33,14 +37,16 @@ async def open_dispatcher(
     With `metrics`, the dispatcher reports every outcome there; with `readiness`, `/readyz` checks the ledger's
     database.
     """
-    ledger = await DeliveryLedger.connect(settings.database_url, clock=clock)
+    ledger = await DeliveryLedger.connect(
+        settings.database_url, clock=clock, lease_seconds=settings.delivery_lease.total_seconds()
+    )
     resources.push_async_callback(ledger.aclose)
     if readiness is not None:
         readiness.add_check("database", database_check(ledger.engine))
         resources.callback(readiness.remove_check, "database")
     outbox = FileOutbox(settings.outbox_dir)
     email = build_email_channel(settings, outbox)
-    sms = build_sms_channel(settings, outbox)
+    sms = build_sms_channel(settings, outbox, clock=clock)
     # The outbox may stand behind both channels; close each distinct channel once.
     for close in {id(channel): channel.aclose for channel in (email, sms, outbox)}.values():
         resources.push_async_callback(close)
@@ -52,9 +58,31 @@ async def open_dispatcher(
         status_sink=status_sink,
         email_sender=settings.email_sender,
         max_attempts=settings.delivery_attempts,
-        backoff=backoff,
+        backoff=backoff
+        or Backoff(
+            base_seconds=settings.delivery_retry_base.total_seconds(),
+            max_seconds=settings.delivery_retry_max.total_seconds(),
+        ),
+        deadlines=Deadlines(email=settings.email_deadline, sms=settings.sms_deadline),
         clock=clock,
         concurrency=concurrency,
         metrics=metrics,
+        retry_queue=RetryQueue(ledger.engine, clock=clock, lease=settings.delivery_lease),
     )
     return ledger, dispatcher
+
+
+def retry_worker_for(
+    settings: ServiceSettings,
+    dispatcher: Dispatcher,
+    *,
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    instance_id: str | None = None,
+) -> RetryWorker:
+    """The worker that sends the dispatcher's queued retries; start it once the broker is up."""
+    return RetryWorker(
+        dispatcher,
+        owner=instance_id or f"{socket.gethostname()}-{os.getpid()}",
+        clock=clock,
+        poll_interval=settings.delivery_retry_poll_interval,
+    )

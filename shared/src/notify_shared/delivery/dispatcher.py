@@ -1,17 +1,23 @@
-"""The delivery core: claim in the ledger, check eligibility, render, send with retries, record, report.
+"""The delivery core: claim in the ledger, check eligibility, render, send, record, report.
 
 Every service hands its planned notifications to a `Dispatcher`. The ledger claim comes first, so an event that
 Kafka redelivers (after a crash or a rebalance) finds its notifications already recorded and sends nothing twice.
+
+The first try happens while the event is handled. A transient failure does not hold the partition: the
+notification moves to the durable retry queue (`notify_shared.ledger.retry_queue`) and `RetryWorker` tries it
+again with exponential backoff, until it is sent, fails for good, or passes its deadline (`expired`). When it
+cannot be delivered on its channel, the guardian gets the same notification on their other channel, if they
+allowed both.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import Protocol
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol, TypeVar
 
 from notify_shared.channels import (
     DeliveryReceipt,
@@ -24,11 +30,14 @@ from notify_shared.channels import (
 )
 from notify_shared.concurrency import finish_all
 from notify_shared.contract import Channel, NotificationStatusReport
+from notify_shared.delivery.deadlines import Deadlines, ExpiryReason, expiry_reason
 from notify_shared.delivery.eligibility import screen
-from notify_shared.delivery.plan import PlannedNotification
-from notify_shared.delivery.retry import Backoff, Sleep
+from notify_shared.delivery.job import DeliveryJob
+from notify_shared.delivery.plan import PlannedNotification, SourceEventRef
+from notify_shared.delivery.retry import Backoff
 from notify_shared.delivery.status_sink import StatusSink
-from notify_shared.ledger import DeliveryKey, DeliveryLedger, DeliveryStatus
+from notify_shared.ledger import DeliveryKey, DeliveryLedger, DeliveryStatus, QueuedNotification, RetryQueue
+from notify_shared.ledger.keys import notification_id_for
 from notify_shared.rendering import RenderedNotification
 
 logger = logging.getLogger(__name__)
@@ -70,7 +79,7 @@ class DeliveryMetrics(Protocol):
 
 @dataclass(frozen=True)
 class DeliveryOutcome:
-    """What became of one planned notification in this run."""
+    """What became of one planned notification in this run (`queued`: waiting in the retry queue)."""
 
     notification_id: str
     status: DeliveryStatus
@@ -78,12 +87,13 @@ class DeliveryOutcome:
     already_recorded: bool = False
 
 
-@dataclass(frozen=True)
-class _Attempted:
-    status: DeliveryStatus
-    reason: str | None
-    receipt: DeliveryReceipt | None
-    attempts: int
+_T = TypeVar("_T")
+
+RetryListener = Callable[[datetime], Awaitable[None]]
+"""Told the due time of every retry scheduled, so the retry worker can wake up in time."""
+
+FALLBACK_REASON_PREFIX = "fallback_from:"
+"""Reason of the `queued` status of a notification created to replace one that failed on the other channel."""
 
 
 class Dispatcher:
@@ -98,12 +108,13 @@ class Dispatcher:
         sms: SmsChannel,
         status_sink: StatusSink,
         email_sender: str,
-        max_attempts: int = 3,
+        max_attempts: int = 20,
         backoff: Backoff | None = None,
-        sleep: Sleep = asyncio.sleep,
+        deadlines: Deadlines | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         concurrency: int = 16,
         metrics: DeliveryMetrics | None = None,
+        retry_queue: RetryQueue | None = None,
     ) -> None:
         self._ledger = ledger
         self._metrics = metrics
@@ -114,9 +125,16 @@ class Dispatcher:
         self._email_sender = email_sender
         self._max_attempts = max_attempts
         self._backoff = backoff or Backoff()
-        self._sleep = sleep
+        self._deadlines = deadlines or Deadlines()
         self._clock = clock
+        self.concurrency = concurrency
         self._slots = asyncio.Semaphore(concurrency)
+        self.retry_queue = retry_queue or RetryQueue(ledger.engine, clock=clock)
+        self._retry_listener: RetryListener | None = None
+
+    def listen_for_retries(self, listener: RetryListener) -> None:
+        """Call `listener` with the due time of each retry this dispatcher schedules."""
+        self._retry_listener = listener
 
     async def dispatch(self, plans: Sequence[PlannedNotification]) -> list[DeliveryOutcome]:
         """Deliver every plan; returns one outcome per plan, in order.
@@ -124,14 +142,10 @@ class Dispatcher:
         Raises (so the event is read again) on ledger or Kafka failure, and with `NotificationInFlightError`
         when a claim is held by a sender that may have crashed; every other plan has been delivered by then.
         """
-
-        async def bounded(plan: PlannedNotification) -> DeliveryOutcome:
-            async with self._slots:
-                return await self.deliver(plan)
-
-        return await finish_all(bounded(plan) for plan in plans)
+        return await finish_all(self._bounded(self.deliver(plan)) for plan in plans)
 
     async def deliver(self, plan: PlannedNotification) -> DeliveryOutcome:
+        """Deliver one plan without taking a concurrency slot."""
         claim = await self._ledger.begin(
             self._key(plan),
             source_event_type=plan.source.type,
@@ -141,48 +155,56 @@ class Dispatcher:
         if claim.in_flight:
             raise NotificationInFlightError(claim.notification_id)
         if not claim.should_send:
-            logger.info(
-                "notification %s already recorded as %s; not sending again",
-                claim.notification_id,
-                claim.previous_status,
-            )
-            assert claim.previous_status is not None  # not new, not in flight: a final status
+            logger.info("notification %s already %s; not sending again", claim.notification_id, claim.previous_status)
+            assert claim.previous_status is not None  # not new and not ours: a final status, or queued
             return DeliveryOutcome(claim.notification_id, claim.previous_status, already_recorded=True)
 
+        facts = plan_facts(plan, claim.notification_id)
         verdict = screen(plan.guardian, plan.channel)
         if verdict is not None:
-            await self._finish(plan, claim.notification_id, verdict.status, verdict.reason, language=None)
-            return DeliveryOutcome(claim.notification_id, verdict.status, verdict.reason)
+            return await self._settle(facts, verdict.status, verdict.reason)
+
+        now = self._clock()
+        if plan.not_after is not None and now >= plan.not_after:
+            return await self._settle(facts, DeliveryStatus.EXPIRED, ExpiryReason.MEETING_STARTED.value)
 
         try:
             rendered = self._render(plan.template, plan.guardian.language, plan.school.written_standard, plan.context)
         except Exception:
             # A template bug must fail this one notification visibly, not block the partition.
             logger.exception("rendering %s failed for notification %s", plan.template, claim.notification_id)
-            await self._finish(plan, claim.notification_id, DeliveryStatus.FAILED, "template_error", language=None)
-            return DeliveryOutcome(claim.notification_id, DeliveryStatus.FAILED, "template_error")
+            return await self._settle(facts, DeliveryStatus.FAILED, "template_error")
 
-        attempted = await self._send_with_retries(plan, rendered, claim.notification_id)
-        recording = asyncio.ensure_future(
-            self._finish(
-                plan,
-                claim.notification_id,
-                attempted.status,
-                attempted.reason,
-                language=rendered.language,
-                receipt=attempted.receipt,
-                segments=rendered.sms_segments if plan.channel is Channel.SMS else None,
-                attempts=attempted.attempts,
-            )
+        job = DeliveryJob(
+            notification_id=claim.notification_id,
+            source=plan.source,
+            school=plan.school,
+            guardian=plan.guardian,
+            channel=plan.channel,
+            template=plan.template,
+            rendered=rendered,
+            attachments=plan.attachments,
+            first_try=now,
+            deadline=self._deadlines.deadline(plan.channel, first_try=now, not_after=plan.not_after),
+            not_after=plan.not_after,
         )
-        try:
-            await asyncio.shield(recording)
-        except asyncio.CancelledError:
-            # Cancelled (a shutdown) after the provider accepted: record that first, or a restart would send
-            # the same notification again.
-            await recording
-            raise
-        return DeliveryOutcome(claim.notification_id, attempted.status, attempted.reason)
+        return await self._try(job, from_queue=False)
+
+    async def retry(self, job: DeliveryJob, *, still_ours: Callable[[], Awaitable[bool]]) -> DeliveryOutcome | None:
+        """Try a notification from the retry queue (the retry worker's call). Once a concurrency slot is free,
+        `still_ours` renews the worker's claim; if the claim has passed on meanwhile, nothing is sent (None)."""
+        async with self._slots:
+            if not await still_ours():
+                logger.info("retry of notification %s passed to another worker; not sending", job.notification_id)
+                return None
+            return await self._try(job, from_queue=True)
+
+    async def give_up_on_unreadable_retry(self, notification_id: str) -> None:
+        """A retry whose stored job cannot be read any more (e.g. written by an incompatible version)."""
+        logger.error("retry of notification %s cannot be read; recording it as failed", notification_id)
+        await self._ledger.record(
+            notification_id, DeliveryStatus.FAILED, reason="retry_unreadable", release_retry=True, only_in_progress=True
+        )
 
     async def settle_without_sending(
         self, plan: PlannedNotification, status: DeliveryStatus, reason: str
@@ -197,8 +219,157 @@ class Dispatcher:
         if not claim.should_send:
             assert claim.previous_status is not None
             return DeliveryOutcome(claim.notification_id, claim.previous_status, already_recorded=True)
-        await self._finish(plan, claim.notification_id, status, reason, language=None)
-        return DeliveryOutcome(claim.notification_id, status, reason)
+        return await self._settle(plan_facts(plan, claim.notification_id), status, reason)
+
+    async def _bounded(self, work: Coroutine[Any, Any, _T]) -> _T:
+        async with self._slots:
+            return await work
+
+    async def _settle(self, facts: _Facts, status: DeliveryStatus, reason: str) -> DeliveryOutcome:
+        """End a claimed notification that was never handed to a channel."""
+        recorded, _ = await self._report_final(facts, status, reason, language=None)
+        return DeliveryOutcome(facts.notification_id, status, reason, already_recorded=not recorded)
+
+    async def _try(self, job: DeliveryJob, *, from_queue: bool) -> DeliveryOutcome:
+        """One try of a claimed, rendered notification: it ends final, or goes (back) to the retry queue."""
+        now = self._clock()
+        expired = expiry_reason(now, deadline=job.deadline, not_after=job.not_after)
+        if expired is not None:
+            return await self._end(job, DeliveryStatus.EXPIRED, expired.value, from_queue=from_queue)
+        try:
+            receipt = await self._send_once(job)
+        except PermanentDeliveryError as error:
+            logger.warning("notification %s failed permanently: %s", job.notification_id, error.reason)
+            return await self._end(job, DeliveryStatus.FAILED, error.reason, from_queue=from_queue)
+        except TransientDeliveryError as error:
+            return await self._after_transient_failure(job, error, from_queue=from_queue)
+        return await self._end(job, DeliveryStatus.SENT, None, from_queue=from_queue, receipt=receipt)
+
+    async def _after_transient_failure(
+        self, job: DeliveryJob, error: TransientDeliveryError, *, from_queue: bool
+    ) -> DeliveryOutcome:
+        if job.attempt >= self._max_attempts:
+            logger.warning("notification %s failed after %d tries: %s", job.notification_id, job.attempt, error.reason)
+            return await self._end(
+                job, DeliveryStatus.FAILED, f"retries_exhausted:{error.reason}", from_queue=from_queue
+            )
+        due = self._clock() + _seconds(self._backoff.delay(job.attempt, error.retry_after))
+        if due >= job.deadline:
+            logger.warning("notification %s cannot be retried before its deadline", job.notification_id)
+            return await self._end(
+                job,
+                DeliveryStatus.EXPIRED,
+                ExpiryReason.DEADLINE_PASSED.value,
+                from_queue=from_queue,
+                detail=f"last error {error.reason} on try {job.attempt}",
+            )
+        reason = f"retry_scheduled:{error.reason}"
+        logger.info(
+            "notification %s: transient failure %s on try %d, next try at %s",
+            job.notification_id,
+            error.reason,
+            job.attempt,
+            due.isoformat(),
+        )
+        await self.retry_queue.schedule(
+            job.notification_id, job=job.next_attempt().to_json(), due_at=due, attempt=job.attempt + 1, reason=reason
+        )
+        await self._publish_facts(
+            job_facts(job),
+            DeliveryStatus.QUEUED,
+            reason,
+            language=job.rendered.language,
+            attempts=job.attempt,
+            segments=None,
+        )
+        if self._metrics is not None:
+            self._metrics.delivery_retried(channel=job.channel.value, template=job.template)
+        if self._retry_listener is not None:
+            await self._retry_listener(due)
+        return DeliveryOutcome(job.notification_id, DeliveryStatus.QUEUED, reason)
+
+    async def _end(
+        self,
+        job: DeliveryJob,
+        status: DeliveryStatus,
+        reason: str | None,
+        *,
+        from_queue: bool,
+        receipt: DeliveryReceipt | None = None,
+        detail: str | None = None,
+    ) -> DeliveryOutcome:
+        fallback = self._fallback_for(job) if status in (DeliveryStatus.FAILED, DeliveryStatus.EXPIRED) else None
+        recording = asyncio.ensure_future(
+            self._report_final(
+                job_facts(job),
+                status,
+                reason,
+                language=job.rendered.language,
+                receipt=receipt,
+                segments=job.rendered.sms_segments if job.channel is Channel.SMS else None,
+                attempts=job.attempt,
+                detail=detail,
+                release_retry=from_queue,
+                then_queue=fallback[0] if fallback else None,
+            )
+        )
+        try:
+            recorded, fell_back = await asyncio.shield(recording)
+        except asyncio.CancelledError:
+            # Cancelled (a shutdown) after the provider answered: record that first, or a restart would send
+            # the same notification again.
+            await recording
+            raise
+        if fell_back and fallback is not None:
+            await self._announce_fallback(*fallback)
+        return DeliveryOutcome(job.notification_id, status, reason, already_recorded=not recorded)
+
+    def _fallback_for(self, failed: DeliveryJob) -> tuple[QueuedNotification, DeliveryJob] | None:
+        """The same notification on the guardian's other channel, if they allowed it and can get it there.
+
+        It is created in the retry queue in the transaction that records the failure, keyed like any other
+        notification (same event, guardian and template), so it is sent at most once, never lost, and not at
+        all when that channel already carried this notification. Nothing about a meeting that has started.
+        """
+        now = self._clock()
+        other = Channel.EMAIL if failed.channel is Channel.SMS else Channel.SMS
+        guardian = failed.guardian
+        if other not in guardian.channels or guardian.contact_problem(other) is not None:
+            return None
+        if failed.not_after is not None and now >= failed.not_after:
+            return None
+        key = DeliveryKey(failed.source.id, guardian.guardian_id, other.value, failed.template)
+        job = replace(
+            failed,
+            notification_id=notification_id_for(key),
+            channel=other,
+            attempt=1,
+            # The window counts from the first try on the first channel: an SMS 24 hours late helps nobody.
+            deadline=self._deadlines.deadline(other, first_try=failed.first_try, not_after=failed.not_after),
+        )
+        queued = QueuedNotification(
+            key=key,
+            source_event_type=failed.source.type,
+            school_id=failed.school.id,
+            language=guardian.language,
+            job=job.to_json(),
+            due_at=now,
+            reason=f"{FALLBACK_REASON_PREFIX}{failed.channel.value}",
+        )
+        return queued, job
+
+    async def _announce_fallback(self, queued: QueuedNotification, job: DeliveryJob) -> None:
+        logger.info("notification %s falls back to %s as %s", queued.key, job.channel, job.notification_id)
+        await self._publish_facts(
+            job_facts(job),
+            DeliveryStatus.QUEUED,
+            queued.reason,
+            language=job.rendered.language,
+            attempts=0,
+            segments=None,
+        )
+        if self._retry_listener is not None:
+            await self._retry_listener(queued.due_at)
 
     @staticmethod
     def _key(plan: PlannedNotification) -> DeliveryKey:
@@ -209,39 +380,10 @@ class Dispatcher:
             template=plan.template,
         )
 
-    async def _send_with_retries(
-        self, plan: PlannedNotification, rendered: RenderedNotification, notification_id: str
-    ) -> _Attempted:
-        for attempt in range(1, self._max_attempts + 1):
-            try:
-                receipt = await self._send_once(plan, rendered, notification_id)
-            except PermanentDeliveryError as error:
-                logger.warning("notification %s failed permanently: %s", notification_id, error.reason)
-                return _Attempted(DeliveryStatus.FAILED, error.reason, None, attempt)
-            except TransientDeliveryError as error:
-                if attempt == self._max_attempts:
-                    logger.warning("notification %s failed after %d tries: %s", notification_id, attempt, error.reason)
-                    return _Attempted(DeliveryStatus.FAILED, f"retries_exhausted:{error.reason}", None, attempt)
-                delay = self._backoff.delay(attempt, error.retry_after)
-                logger.info(
-                    "notification %s: transient failure %s on try %d, retrying in %.1fs",
-                    notification_id,
-                    error.reason,
-                    attempt,
-                    delay,
-                )
-                if self._metrics is not None:
-                    self._metrics.delivery_retried(channel=plan.channel.value, template=plan.template)
-                await self._sleep(delay)
-            else:
-                return _Attempted(DeliveryStatus.SENT, None, receipt, attempt)
-        raise AssertionError("unreachable: the loop returns on its last attempt")
-
-    async def _send_once(
-        self, plan: PlannedNotification, rendered: RenderedNotification, notification_id: str
-    ) -> DeliveryReceipt:
-        guardian = plan.guardian
-        if plan.channel is Channel.EMAIL:
+    async def _send_once(self, job: DeliveryJob) -> DeliveryReceipt:
+        guardian = job.guardian
+        rendered = job.rendered
+        if job.channel is Channel.EMAIL:
             assert guardian.email is not None  # screen() has failed notifications without an address
             return await self._email.send_email(
                 OutgoingEmail(
@@ -250,24 +392,23 @@ class Dispatcher:
                     text=rendered.text,
                     html=rendered.html,
                     sender=self._email_sender,
-                    attachments=plan.attachments,
-                    notification_id=notification_id,
+                    attachments=job.attachments,
+                    notification_id=job.notification_id,
                 )
             )
         assert guardian.phone is not None
         return await self._sms.send_sms(
             OutgoingSms(
                 to_e164=guardian.phone,
-                sender_id=plan.school.sms_sender_id,
+                sender_id=job.school.sms_sender_id,
                 text=rendered.sms,
-                notification_id=notification_id,
+                notification_id=job.notification_id,
             )
         )
 
-    async def _finish(
+    async def _report_final(
         self,
-        plan: PlannedNotification,
-        notification_id: str,
+        facts: _Facts,
         status: DeliveryStatus,
         reason: str | None,
         *,
@@ -275,26 +416,63 @@ class Dispatcher:
         receipt: DeliveryReceipt | None = None,
         segments: int | None = None,
         attempts: int = 0,
-    ) -> None:
-        await self._ledger.record(
-            notification_id,
+        detail: str | None = None,
+        release_retry: bool = False,
+        then_queue: QueuedNotification | None = None,
+    ) -> tuple[bool, bool]:
+        """Record, then report (status event, metrics); (recorded, `then_queue` created)."""
+        recorded, queued = await self._ledger.record_and_queue(
+            facts.notification_id,
             status,
             reason=reason,
+            detail=detail,
             provider=receipt.provider if receipt else None,
             provider_message_id=receipt.provider_message_id if receipt else None,
             segments=segments,
             language=language,
+            release_retry=release_retry,
+            only_in_progress=True,
+            then_queue=then_queue,
         )
+        if not recorded:
+            # Our claim passed on to another sender (we were too slow) and it has recorded the outcome.
+            logger.warning("notification %s was settled by another sender; keeping its status", facts.notification_id)
+            return False, False
+        occurred_at = await self._publish_facts(
+            facts, status, reason, language=language, attempts=attempts, segments=segments
+        )
+        if self._metrics is not None:
+            self._metrics.notification_recorded(
+                channel=facts.channel.value,
+                template=facts.template,
+                language=language,
+                status=status.value,
+                event_time=facts.source.time,
+                # A receipt means the provider accepted it; the send finished just before this clock reading.
+                accepted_at=occurred_at if receipt is not None else None,
+            )
+        return True, queued
+
+    async def _publish_facts(
+        self,
+        facts: _Facts,
+        status: DeliveryStatus,
+        reason: str | None,
+        *,
+        language: str | None,
+        attempts: int,
+        segments: int | None,
+    ) -> datetime:
         occurred_at = self._clock()
         await self._status_sink.publish_status(
             NotificationStatusReport(
-                notification_id=notification_id,
-                source_event_id=plan.source.id,
-                source_event_type=plan.source.type,
-                school_id=plan.school.id,
-                guardian_id=plan.guardian.guardian_id,
-                channel=plan.channel,
-                template=plan.template,
+                notification_id=facts.notification_id,
+                source_event_id=facts.source.id,
+                source_event_type=facts.source.type,
+                school_id=facts.school_id,
+                guardian_id=facts.guardian_id,
+                channel=facts.channel,
+                template=facts.template,
                 language=language,
                 status=status,
                 reason=reason,
@@ -303,13 +481,28 @@ class Dispatcher:
                 occurred_at=occurred_at,
             )
         )
-        if self._metrics is not None:
-            self._metrics.notification_recorded(
-                channel=plan.channel.value,
-                template=plan.template,
-                language=language,
-                status=status.value,
-                event_time=plan.source.time,
-                # A receipt means the provider accepted it; the send finished just before this clock reading.
-                accepted_at=occurred_at if receipt is not None else None,
-            )
+        return occurred_at
+
+
+@dataclass(frozen=True)
+class _Facts:
+    """The ids a status report and the metrics need, whether the notification got as far as a job or not."""
+
+    notification_id: str
+    source: SourceEventRef
+    school_id: str
+    guardian_id: str
+    channel: Channel
+    template: str
+
+
+def plan_facts(plan: PlannedNotification, notification_id: str) -> _Facts:
+    return _Facts(notification_id, plan.source, plan.school.id, plan.guardian.guardian_id, plan.channel, plan.template)
+
+
+def job_facts(job: DeliveryJob) -> _Facts:
+    return _Facts(job.notification_id, job.source, job.school.id, job.guardian.guardian_id, job.channel, job.template)
+
+
+def _seconds(value: float) -> timedelta:
+    return timedelta(seconds=value)

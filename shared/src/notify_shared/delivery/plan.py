@@ -27,6 +27,7 @@ class PlannedNotification:
     """One notification, fully decided but not yet rendered or sent.
 
     `context` is what the template sees; `attachments` go with the email only (e.g. the `.ics` file).
+    `not_after` is the start of the meeting the notification is about: it is not sent (or retried) after that.
     """
 
     source: SourceEventRef
@@ -36,3 +37,4 @@ class PlannedNotification:
     template: str
     context: Mapping[str, object]
     attachments: tuple[Attachment, ...] = field(default=())
+    not_after: datetime | None = None

@@ -1,4 +1,10 @@
-"""Building the FastStream Kafka broker from the shared settings, security included."""
+"""Building the FastStream Kafka broker, and plain aiokafka clients, from the shared settings, security included.
+
+Every Kafka client of the platform is built from `KAFKA_SECURITY_PROTOCOL` and its companions: the broker through
+`build_broker`, and the aiokafka producers, consumers and admin clients of the `notify` command and the test
+helpers through `kafka_client_options`. A client built without them would speak PLAINTEXT to a SASL_SSL listener
+and fail with nothing but a timeout.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +15,13 @@ from typing import Any
 from faststream.kafka import KafkaBroker
 from faststream.security import BaseSecurity, SASLPlaintext, SASLScram256, SASLScram512
 
+from notify_shared.kafka.inbound import parse_record_leniently
 from notify_shared.settings import ServiceSettings
+
+
+def _ssl_context(settings: ServiceSettings) -> ssl.SSLContext:
+    # Verifies the broker's certificate and host name, against KAFKA_SSL_CAFILE or else the system's CAs.
+    return ssl.create_default_context(cafile=settings.kafka_ssl_cafile)
 
 
 def _security(settings: ServiceSettings) -> BaseSecurity | None:
@@ -17,7 +29,7 @@ def _security(settings: ServiceSettings) -> BaseSecurity | None:
     if protocol == "PLAINTEXT":
         return None
     use_ssl = protocol in ("SSL", "SASL_SSL")
-    context = ssl.create_default_context(cafile=settings.kafka_ssl_cafile) if use_ssl else None
+    context = _ssl_context(settings) if use_ssl else None
     if protocol == "SSL":
         return BaseSecurity(ssl_context=context, use_ssl=True)
     # The settings validator has already insisted on all three SASL settings.
@@ -40,4 +52,30 @@ def build_broker(settings: ServiceSettings, *, client_id: str, middlewares: Sequ
         security=_security(settings),
         graceful_timeout=30.0,
         middlewares=middlewares,
+        # FastStream's own parser raises on a header value that is not UTF-8 before our decoder sees the record,
+        # which would skip it without a dead letter; this one lets the decoder judge the original bytes.
+        parser=parse_record_leniently,
     )
+
+
+def kafka_client_options(settings: ServiceSettings) -> dict[str, Any]:
+    """Keyword arguments that give an aiokafka client (`AIOKafkaProducer`, `AIOKafkaConsumer`,
+    `AIOKafkaAdminClient`) the same security as `build_broker`: protocol, TLS context and SASL login.
+
+    Empty for PLAINTEXT, so `AIOKafkaProducer(bootstrap_servers=..., **kafka_client_options(settings))` behaves
+    as before there. The password is in the result: never log it.
+    """
+    protocol = settings.kafka_security_protocol
+    if protocol == "PLAINTEXT":
+        return {}
+    options: dict[str, Any] = {"security_protocol": protocol}
+    if protocol in ("SSL", "SASL_SSL"):
+        options["ssl_context"] = _ssl_context(settings)
+    if protocol in ("SASL_PLAINTEXT", "SASL_SSL"):
+        # The settings validator has already insisted on all three SASL settings.
+        options["sasl_mechanism"] = settings.kafka_sasl_mechanism
+        options["sasl_plain_username"] = settings.kafka_sasl_username
+        options["sasl_plain_password"] = (
+            settings.kafka_sasl_password.get_secret_value() if settings.kafka_sasl_password else None
+        )
+    return options

@@ -1,5 +1,5 @@
-"""The parts every service's FastStream app shares: broker, status and dead-letter publishers, AsyncAPI, and the
-HTTP routes for health, readiness and metrics."""
+"""The parts every service's FastStream app shares: broker, status and dead-letter publishers, AsyncAPI, the
+HTTP routes for health, readiness, metrics and delivery reports, and tracing when it is switched on."""
 
 from __future__ import annotations
 
@@ -14,10 +14,15 @@ from faststream.kafka import KafkaBroker
 from faststream.specification import AsyncAPI
 
 from notify_shared.contract import NotificationDeadLettered, NotificationStatus
+from notify_shared.delivery_reports import DeliveryReportReceiver, delivery_report_routes
 from notify_shared.kafka.broker import build_broker
 from notify_shared.kafka.outbound import KafkaDeadLetterSink, KafkaStatusSink
 from notify_shared.observability import Readiness, ServiceMetrics, health_routes
+from notify_shared.observability.tracing import Tracing
 from notify_shared.settings import ServiceSettings
+from notify_shared.wiring import status_callback_url
+
+logger = logging.getLogger(__name__)
 
 
 class ServiceAsgiApp(AsgiFastStream):
@@ -51,13 +56,20 @@ class ServiceApp:
     dead_letters: KafkaDeadLetterSink
     metrics: ServiceMetrics
     readiness: Readiness
+    delivery_reports: DeliveryReportReceiver | None
+    """Applies providers' delivery reports; None unless `DELIVERY_REPORT_SECRET` is set."""
+    tracing: Tracing | None
+    """None unless `OTEL_ENABLED` is true."""
 
 
 def build_service_app(settings: ServiceSettings, *, service: str, title: str, description: str) -> ServiceApp:
     """Broker and publishers for `service`; include the service's router in `broker` before starting."""
     topics = settings.topics
     metrics = ServiceMetrics(service)
-    broker = build_broker(settings, client_id=f"notify-{service}", middlewares=(metrics.consumer_middleware(),))
+    tracing = Tracing(service) if settings.otel_enabled else None
+    # Tracing first, so the metrics middleware's time is part of the span.
+    middlewares = (*([tracing.middleware] if tracing else []), metrics.consumer_middleware())
+    broker = build_broker(settings, client_id=f"notify-{service}", middlewares=middlewares)
     status_publisher = broker.publisher(
         topics.notification_status,
         schema=NotificationStatus,
@@ -72,17 +84,52 @@ def build_service_app(settings: ServiceSettings, *, service: str, title: str, de
     )
     metrics.watch_consumer_lag(broker)
     readiness = Readiness(broker)
+    status_sink = KafkaStatusSink(status_publisher, service=service)
+    routes = health_routes(readiness=readiness, metrics=metrics)
+    receiver = None
+    if settings.delivery_report_secret is not None:
+        receiver = DeliveryReportReceiver(database_url=settings.database_url, status_sink=status_sink, metrics=metrics)
+        routes += delivery_report_routes(
+            receiver,
+            secret=settings.delivery_report_secret,
+            twilio_auth_token=settings.twilio_auth_token,
+            status_callback_url=status_callback_url(settings, "twilio"),
+        )
     app = ServiceAsgiApp(
         broker,
         settings=settings,
         specification=AsyncAPI(title=title, version="0.1.0", description=description),
-        asgi_routes=health_routes(readiness=readiness, metrics=metrics),
+        asgi_routes=routes,
     )
+    _manage(app, service=service, receiver=receiver, tracing=tracing)
     return ServiceApp(
         app=app,
         broker=broker,
-        status_sink=KafkaStatusSink(status_publisher, service=service),
+        status_sink=status_sink,
         dead_letters=KafkaDeadLetterSink(dead_letter_publisher, on_published=metrics.dead_lettered),
         metrics=metrics,
         readiness=readiness,
+        delivery_reports=receiver,
+        tracing=tracing,
     )
+
+
+def _manage(
+    app: AsgiFastStream, *, service: str, receiver: DeliveryReportReceiver | None, tracing: Tracing | None
+) -> None:
+    # The receiver opens before the service's own start-up hooks (registered later). after_shutdown runs once the
+    # broker has stopped, so no span is still open when they are flushed.
+    @app.on_startup
+    async def open_delivery_reports() -> None:
+        if receiver is None:
+            logger.info("%s: delivery reports off (DELIVERY_REPORT_SECRET is not set)", service)
+            return
+        await receiver.open()
+        logger.info("%s: delivery reports on at /delivery-reports/sms/<provider> and /delivery-reports/email", service)
+
+    @app.after_shutdown
+    async def close_delivery_reports_and_flush_spans() -> None:
+        if receiver is not None:
+            await receiver.close()
+        if tracing is not None:
+            tracing.shutdown()

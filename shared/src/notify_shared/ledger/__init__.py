@@ -26,7 +26,8 @@ if TYPE_CHECKING:
         SummaryRow,
         UnknownNotificationError,
     )
-    from notify_shared.ledger.tables import deliveries, delivery_status_history
+    from notify_shared.ledger.retry_queue import DEFAULT_RETRY_LEASE, DueRetry, QueuedNotification, RetryQueue
+    from notify_shared.ledger.tables import deliveries, delivery_retries, delivery_status_history
 
 # Names that need SQLAlchemy, and the module each comes from (PEP 562 lazy attributes).
 _LAZY = {
@@ -46,11 +47,13 @@ _LAZY = {
         ],
         "ledger",
     ),
-    **dict.fromkeys(["deliveries", "delivery_status_history"], "tables"),
+    **dict.fromkeys(["DEFAULT_RETRY_LEASE", "DueRetry", "QueuedNotification", "RetryQueue"], "retry_queue"),
+    **dict.fromkeys(["deliveries", "delivery_retries", "delivery_status_history"], "tables"),
 }
 
 __all__ = [
     "DEFAULT_LEASE_SECONDS",
+    "DEFAULT_RETRY_LEASE",
     "FINAL_STATUSES",
     "IN_PROGRESS_STATUSES",
     "Claim",
@@ -61,12 +64,16 @@ __all__ = [
     "DeliveryLedger",
     "DeliveryRecord",
     "DeliveryStatus",
+    "DueRetry",
+    "QueuedNotification",
+    "RetryQueue",
     "StatusChange",
     "SummaryRow",
     "UnknownNotificationError",
     "create_engine",
     "create_schema",
     "deliveries",
+    "delivery_retries",
     "delivery_status_history",
     "metadata",
     "notification_id_for",

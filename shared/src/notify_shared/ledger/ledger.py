@@ -2,11 +2,12 @@
 
 The flow for every notification (see `notify_shared.delivery.dispatcher`):
 
-1. `begin(key, ...)` claims the key. A new key is inserted as `sending`; a key left `queued`, or left
-   `sending` by a sender whose lease ran out (it crashed), is moved to `sending` again. Only the caller whose
-   statement made that change gets `should_send=True`, so concurrent tasks, processes and replicas cannot both
-   send.
-2. The caller sends, then `record(notification_id, sent | failed | ...)`.
+1. `begin(key, ...)` claims the key. A new key is inserted as `sending`; a key left `sending` by a sender whose
+   lease ran out (it crashed) is moved to `sending` again. Only the caller whose statement made that change gets
+   `should_send=True`, so concurrent tasks, processes and replicas cannot both send.
+2. The caller sends, then `record(notification_id, sent | failed | ...)`, or, after a transient failure,
+   `RetryQueue.schedule` moves it to `queued` with its next try in `delivery_retries`
+   (`notify_shared.ledger.retry_queue`). From then on the retry worker owns it, not `begin`.
 
 Every status change is appended to `delivery_status_history` in the same transaction as the row update.
 """
@@ -26,8 +27,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from notify_shared.ledger.database import create_engine, create_schema, read_transaction
 from notify_shared.ledger.keys import DeliveryKey, notification_id_for
-from notify_shared.ledger.status import DeliveryStatus
-from notify_shared.ledger.tables import deliveries, delivery_status_history
+from notify_shared.ledger.provider_reports import REPORTED_STATUSES, ProviderReportResult, ReportOutcome
+from notify_shared.ledger.retry_queue import QueuedNotification
+from notify_shared.ledger.status import IN_PROGRESS_STATUSES, DeliveryStatus
+from notify_shared.ledger.tables import deliveries, delivery_retries, delivery_status_history
 
 Clock = Callable[[], datetime]
 """Returns the current time, timezone-aware."""
@@ -82,7 +85,12 @@ class Claim:
         A caller that must not lose the notification (the holder may have crashed) should retry after the
         lease instead of treating it as done.
         """
-        return not self.should_send and self.previous_status is not None and not self.previous_status.is_final
+        return not self.should_send and self.previous_status is DeliveryStatus.SENDING
+
+    @property
+    def awaiting_retry(self) -> bool:
+        """It waits in the durable retry queue, whose worker will send it: nothing for this caller to do."""
+        return not self.should_send and self.previous_status is DeliveryStatus.QUEUED
 
 
 @dataclass(frozen=True)
@@ -199,9 +207,9 @@ class DeliveryLedger:
     async def begin(self, key: DeliveryKey, *, source_event_type: str, school_id: str, language: str | None) -> Claim:
         """Claim `key` before sending; send only if the returned claim says `should_send`.
 
-        New keys are stored as `sending`. A key found `queued`, or `sending` with a lease older than
-        `lease_seconds` (its sender crashed), is claimed again. A final status, or a younger `sending`, is
-        not.
+        New keys are stored as `sending`. A key found `sending` with a lease older than `lease_seconds` (its
+        sender crashed) is claimed again. A final status, a younger `sending`, or `queued` (the retry queue
+        owns it) is not.
         """
         (claim,) = await self.begin_many([ClaimRequest(key, source_event_type, school_id, language)])
         return claim
@@ -245,14 +253,57 @@ class DeliveryLedger:
         provider_message_id: str | None = None,
         segments: int | None = None,
         language: str | None = None,
-    ) -> None:
-        """Set the notification's status and append it to its history, in one transaction.
+        release_retry: bool = False,
+        only_in_progress: bool = False,
+        then_queue: QueuedNotification | None = None,
+    ) -> bool:
+        """Set the notification's status and append it to its history, in one transaction; True when recorded.
+
+        See `record_and_queue` for `then_queue`.
+
+        With `release_retry`, the notification's entry in the retry queue is deleted in the same transaction,
+        so a retry that ends (sent, failed, expired) can never be tried again. With `only_in_progress`, a
+        notification that is already final is left as it is and False is returned: a sender whose claim passed
+        on to another must not overwrite what that one recorded. `then_queue` creates another notification
+        (the fallback on the other channel) as `queued` with its retry due, in the same transaction, unless its
+        key exists already; so it cannot be lost between the two.
 
         `reason` (a short machine code) and `detail` (short, no personal data) describe this status and
         replace the previous ones; `provider`, `provider_message_id`, `segments` and `language` are kept when
         None. Recording `sending` counts another attempt and renews the lease. Over-long texts are cut to fit.
         Raises `UnknownNotificationError` if `begin` never created `notification_id`.
         """
+        recorded, _ = await self.record_and_queue(
+            notification_id,
+            status,
+            reason=reason,
+            detail=detail,
+            provider=provider,
+            provider_message_id=provider_message_id,
+            segments=segments,
+            language=language,
+            release_retry=release_retry,
+            only_in_progress=only_in_progress,
+            then_queue=then_queue,
+        )
+        return recorded
+
+    async def record_and_queue(
+        self,
+        notification_id: str,
+        status: DeliveryStatus,
+        *,
+        reason: str | None = None,
+        detail: str | None = None,
+        provider: str | None = None,
+        provider_message_id: str | None = None,
+        segments: int | None = None,
+        language: str | None = None,
+        release_retry: bool = False,
+        only_in_progress: bool = False,
+        then_queue: QueuedNotification | None = None,
+    ) -> tuple[bool, bool]:
+        """`record`, answering also whether `then_queue` created its notification (False when its key existed)."""
         status = DeliveryStatus(status)
         now = self._now()
         reason, detail = _fit("reason", reason), _fit("detail", detail)
@@ -272,20 +323,68 @@ class DeliveryLedger:
         }
         values.update({name: value for name, value in kept_when_none.items() if value is not None})
 
+        condition = deliveries.c.notification_id == notification_id
+        if only_in_progress:
+            condition = sa.and_(condition, deliveries.c.status.in_([s.value for s in IN_PROGRESS_STATUSES]))
         async with self._engine.begin() as connection:
             updated = await connection.execute(
-                sa.update(deliveries)
-                .where(deliveries.c.notification_id == notification_id)
-                .values(values)
-                .returning(deliveries.c.notification_id)
+                sa.update(deliveries).where(condition).values(values).returning(deliveries.c.notification_id)
             )
             if updated.first() is None:
+                exists = await connection.execute(
+                    sa.select(deliveries.c.notification_id).where(deliveries.c.notification_id == notification_id)
+                )
+                if only_in_progress and exists.first() is not None:
+                    return False, False
                 raise UnknownNotificationError(notification_id)
             await connection.execute(
                 sa.insert(delivery_status_history).values(
                     notification_id=notification_id, status=status.value, reason=reason, detail=detail, at=now
                 )
             )
+            if release_retry:
+                await connection.execute(
+                    sa.delete(delivery_retries).where(delivery_retries.c.notification_id == notification_id)
+                )
+            queued = then_queue is not None and await self._queue_new(connection, then_queue, now)
+        return True, queued
+
+    async def _queue_new(self, connection: AsyncConnection, queued: QueuedNotification, now: datetime) -> bool:
+        notification_id = notification_id_for(queued.key)
+        row = {
+            "notification_id": notification_id,
+            "source_event_id": queued.key.source_event_id,
+            "source_event_type": queued.source_event_type,
+            "school_id": queued.school_id,
+            "guardian_id": queued.key.guardian_id,
+            "channel": str(queued.key.channel),
+            "template": queued.key.template,
+            "language": _fit("language", queued.language),
+            "status": DeliveryStatus.QUEUED.value,
+            "reason": _fit("reason", queued.reason),
+            "attempts": 0,
+            "created_at": now,
+            "updated_at": now,
+        }
+        inserted = await connection.execute(self._insert_if_new.values([row]).returning(deliveries.c.notification_id))
+        if inserted.first() is None:
+            return False  # that channel already carries (or carried) this notification
+        await connection.execute(
+            sa.insert(delivery_status_history).values(
+                _change(notification_id, DeliveryStatus.QUEUED, queued.reason, now)
+            )
+        )
+        await connection.execute(
+            sa.insert(delivery_retries).values(
+                notification_id=notification_id,
+                due_at=_as_utc(queued.due_at),
+                attempt=1,
+                job=queued.job,
+                claimed_by=None,
+                claimed_until=None,
+            )
+        )
+        return True
 
     async def get(self, key_or_notification_id: DeliveryKey | str) -> DeliveryRecord | None:
         """The notification with this key or id, or None if it was never claimed."""
@@ -354,6 +453,99 @@ class DeliveryLedger:
         ]
         # Sorted here, not in SQL: PostgreSQL's collation and SQLite's byte order can disagree on ids.
         return sorted(summary, key=lambda row: (row.school_id, row.channel, row.status.value))
+
+    async def apply_provider_report(
+        self,
+        provider: str,
+        provider_message_id: str | None,
+        status: DeliveryStatus,
+        reason: str | None = None,
+        *,
+        notification_id: str | None = None,
+    ) -> ProviderReportResult:
+        """Apply a provider's delivery report: a `sent` notification becomes `delivered`, `failed` or `bounced`.
+
+        The notification is found by `provider` and `provider_message_id` (the reference in the provider's receipt
+        when it accepted the message), else by our `notification_id` when the provider echoes it back and the
+        stored provider and reference do not contradict the report. Only a `sent` notification changes: one
+        conditional UPDATE and its history row in one transaction, so a repeated or concurrent report changes
+        nothing more (see `ReportOutcome`). `reason` is a short code without personal data, cut to fit.
+        """
+        status = DeliveryStatus(status)
+        if status not in REPORTED_STATUSES:
+            raise ValueError(f"a delivery report cannot set {status.value!r}")
+        if provider_message_id is None and notification_id is None:
+            raise ValueError("a delivery report needs the provider's message id or our notification id")
+        now = self._now()
+        reason = _fit("reason", reason)
+        async with self._engine.begin() as connection:
+            found = await self._reported_delivery(connection, provider, provider_message_id, notification_id)
+            if found is None:
+                return ProviderReportResult(ReportOutcome.UNKNOWN, None)
+            updated = (
+                await connection.execute(
+                    sa.update(deliveries)
+                    .where(
+                        deliveries.c.notification_id == found.notification_id,
+                        deliveries.c.status == DeliveryStatus.SENT.value,
+                    )
+                    .values(status=status.value, reason=reason, detail=None, updated_at=now)
+                    .returning(*deliveries.c)
+                )
+            ).one_or_none()
+            if updated is None:
+                # Read again: on PostgreSQL a concurrent report may have changed the row after `found` was read.
+                current = (
+                    await connection.execute(
+                        sa.select(deliveries).where(deliveries.c.notification_id == found.notification_id)
+                    )
+                ).one()
+                delivery = _delivery_from(current)
+                if delivery.status is status:
+                    return ProviderReportResult(ReportOutcome.REPEATED, delivery)
+                if not delivery.status.is_final:
+                    return ProviderReportResult(ReportOutcome.NOT_SENT_YET, delivery)
+                return ProviderReportResult(ReportOutcome.IGNORED, delivery)
+            await connection.execute(
+                sa.insert(delivery_status_history).values(_change(found.notification_id, status, reason, now))
+            )
+        return ProviderReportResult(ReportOutcome.APPLIED, _delivery_from(updated))
+
+    async def _reported_delivery(
+        self,
+        connection: AsyncConnection,
+        provider: str,
+        provider_message_id: str | None,
+        notification_id: str | None,
+    ) -> sa.Row[Any] | None:
+        provider_message_id = _fit("provider_message_id", provider_message_id)
+        if provider_message_id is not None:
+            row = (
+                await connection.execute(
+                    sa.select(deliveries)
+                    .where(deliveries.c.provider == provider, deliveries.c.provider_message_id == provider_message_id)
+                    # A provider should never reuse a reference; if one does, the newest notification is meant.
+                    .order_by(deliveries.c.created_at.desc())
+                    .limit(1)
+                )
+            ).first()
+            if row is not None:
+                return row
+        if notification_id is None:
+            return None
+        row = (
+            await connection.execute(sa.select(deliveries).where(deliveries.c.notification_id == notification_id))
+        ).first()
+        if row is None:
+            return None
+        # Provider and reference are None until the send is recorded (`not_sent_yet`); once set they must agree,
+        # so a report about another provider's message can never touch this notification.
+        if row.provider is not None and row.provider != provider:
+            return None
+        stored = row.provider_message_id
+        if provider_message_id is not None and stored is not None and stored != provider_message_id:
+            return None
+        return row
 
     async def _claim(
         self, connection: AsyncConnection, requests: dict[str, ClaimRequest], now: datetime
@@ -429,9 +621,8 @@ class DeliveryLedger:
         # One conditional UPDATE is the claim: a row another sender took since we read it no longer matches
         # (on PostgreSQL the second UPDATE waits for the first, then re-checks the condition on the new row).
         stale_before = now - self._lease
-        claimable = sa.or_(
-            deliveries.c.status == DeliveryStatus.QUEUED.value,
-            sa.and_(deliveries.c.status == DeliveryStatus.SENDING.value, deliveries.c.updated_at <= stale_before),
+        claimable = sa.and_(
+            deliveries.c.status == DeliveryStatus.SENDING.value, deliveries.c.updated_at <= stale_before
         )
         reclaimed: dict[str, int] = {}
         for chunk in _chunks(ids):

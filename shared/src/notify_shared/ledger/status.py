@@ -13,7 +13,8 @@ class DeliveryStatus(StrEnum):
     """Where one notification stands. Values are stored in the ledger and published in status events."""
 
     QUEUED = "queued"
-    """Planned, not yet handed to a channel."""
+    """Waiting in the durable retry queue for its next try after a transient failure (see
+    `notify_shared.ledger.retry_queue`). The retry worker owns it: a redelivered event does not claim it."""
     SENDING = "sending"
     """Claimed by a sender that is talking to the channel right now (or crashed while doing so)."""
     SENT = "sent"
@@ -35,8 +36,8 @@ class DeliveryStatus(StrEnum):
     def is_final(self) -> bool:
         """True when nothing will be sent for this notification any more: a redelivered event must not resend.
 
-        Only `queued` and `sending` are in progress; a row left in one of them after a crash may be claimed
-        again.
+        Only `queued` and `sending` are in progress: a `sending` row left by a crashed sender is claimed again
+        when its lease runs out, a `queued` one by the retry worker.
         """
         return self not in IN_PROGRESS_STATUSES
 

@@ -47,6 +47,8 @@ deliveries = sa.Table(
     sa.UniqueConstraint("source_event_id", "guardian_id", "channel", "template", name="uq_deliveries_key"),
     sa.Index("ix_deliveries_school_id_created_at", "school_id", "created_at"),
     sa.Index("ix_deliveries_status", "status"),
+    # Delivery reports find their notification by the provider's reference (notify_shared.delivery_reports).
+    sa.Index("ix_deliveries_provider_message_id", "provider", "provider_message_id"),
 )
 
 delivery_status_history = sa.Table(
@@ -65,4 +67,26 @@ delivery_status_history = sa.Table(
     sa.Column("reason", sa.String(REASON_LENGTH), nullable=True),
     sa.Column("detail", sa.String(DETAIL_LENGTH), nullable=True),
     sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+)
+
+delivery_retries = sa.Table(
+    "delivery_retries",
+    metadata,
+    sa.Column(
+        "notification_id",
+        sa.String(NOTIFICATION_ID_LENGTH),
+        # Deleted in the same transaction that records the notification's final status; CASCADE for retention.
+        sa.ForeignKey(deliveries.c.notification_id, ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column("due_at", sa.DateTime(timezone=True), nullable=False, index=True),
+    sa.Column("attempt", sa.Integer, nullable=False, comment="The try this retry will be (2 for the first retry)"),
+    sa.Column(
+        "job",
+        sa.Text,
+        nullable=False,
+        comment="The rendered notification and its recipient, as JSON; deleted when the notification is final",
+    ),
+    sa.Column("claimed_by", sa.String(200), nullable=True),
+    sa.Column("claimed_until", sa.DateTime(timezone=True), nullable=True),
 )

@@ -1,10 +1,14 @@
-"""Kafka helpers for tests against the real broker: topics, publishing, reading, committed offsets."""
+"""Kafka helpers for tests against the real broker: topics, publishing, reading, committed offsets.
+
+Each takes `client_options`, the aiokafka security options of `notify_shared.kafka.kafka_client_options`, for a
+broker that wants TLS or SASL; without them it speaks PLAINTEXT.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -16,8 +20,10 @@ from notify_shared.contract import ALL_EVENT_TYPES, CloudEvent, encode_binary, e
 from notify_shared.topics import Topics
 
 
-async def create_topics(bootstrap: str, names: Iterable[str], partitions: int = 3) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+async def create_topics(
+    bootstrap: str, names: Iterable[str], partitions: int = 3, *, client_options: Mapping[str, Any] | None = None
+) -> None:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **(client_options or {}))
     await admin.start()
     try:
         for name in names:
@@ -27,15 +33,20 @@ async def create_topics(bootstrap: str, names: Iterable[str], partitions: int = 
         await admin.close()
 
 
-async def create_all_topics(bootstrap: str, topics: Topics, partitions: int = 3) -> None:
-    await create_topics(bootstrap, [topics.for_event_type(name) for name in ALL_EVENT_TYPES], partitions)
+async def create_all_topics(
+    bootstrap: str, topics: Topics, partitions: int = 3, *, client_options: Mapping[str, Any] | None = None
+) -> None:
+    names = [topics.for_event_type(name) for name in ALL_EVENT_TYPES]
+    await create_topics(bootstrap, names, partitions, client_options=client_options)
 
 
 class EventPublisher:
     """Publishes events as an admin system would, in either CloudEvents mode, or raw bytes."""
 
-    def __init__(self, bootstrap: str, topics: Topics) -> None:
-        self._producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True)
+    def __init__(self, bootstrap: str, topics: Topics, *, client_options: Mapping[str, Any] | None = None) -> None:
+        self._producer = AIOKafkaProducer(
+            bootstrap_servers=bootstrap, enable_idempotence=True, **(client_options or {})
+        )
         self._topics = topics
 
     async def __aenter__(self) -> EventPublisher:
@@ -65,8 +76,10 @@ class EventPublisher:
 class TopicReader:
     """Reads every JSON record of one topic from the beginning, as the tests go."""
 
-    def __init__(self, bootstrap: str, topic: str) -> None:
-        self._consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest")
+    def __init__(self, bootstrap: str, topic: str, *, client_options: Mapping[str, Any] | None = None) -> None:
+        self._consumer = AIOKafkaConsumer(
+            topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", **(client_options or {})
+        )
         self.records: list[dict[str, Any]] = []
 
     async def __aenter__(self) -> TopicReader:
@@ -83,9 +96,13 @@ class TopicReader:
         return self.records
 
 
-async def committed_offset(bootstrap: str, group_id: str, topic: str, partition: int) -> int:
+async def committed_offset(
+    bootstrap: str, group_id: str, topic: str, partition: int, *, client_options: Mapping[str, Any] | None = None
+) -> int:
     """The group's committed offset on one partition (-1 when it has committed nothing)."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group_id, enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, group_id=group_id, enable_auto_commit=False, **(client_options or {})
+    )
     await consumer.start()
     try:
         offset = await consumer.committed(TopicPartition(topic, partition))

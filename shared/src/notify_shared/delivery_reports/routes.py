@@ -1,0 +1,189 @@
+"""`POST /delivery-reports/sms/{webhook,twilio}` and `POST /delivery-reports/email` on the service's HTTP port.
+
+Plain ASGI apps, mounted next to `/healthz` and `/metrics` in FastStream's `AsgiFastStream` (which matches paths
+exactly, hence one route per provider). Every request is authenticated before its body is read as a report:
+
+- `X-Notify-Signature: sha256=<hex>`: HMAC-SHA256 of the raw body keyed with `DELIVERY_REPORT_SECRET`, on
+  every route;
+- on the Twilio route, instead, Twilio's own `X-Twilio-Signature`, keyed with `TWILIO_AUTH_TOKEN`.
+
+Answers: 200 `{"outcome": ...}` for a report read (applied, repeated, ignored or unknown: nothing more to do for
+the sender); 503 with `Retry-After` when it came before our record of the send, or before the service was ready;
+400 for a body that is not a report; 401 for a missing or wrong signature; 405, 413.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+
+from faststream.asgi import AsgiResponse
+from faststream.asgi.types import ASGIApp, Receive, Scope, Send
+from pydantic import SecretStr
+
+from notify_shared.delivery_reports.formats import (
+    InvalidReportError,
+    ProviderReport,
+    parse_email_bounce,
+    parse_form,
+    parse_twilio_report,
+    parse_webhook_report,
+)
+from notify_shared.delivery_reports.receiver import DeliveryReportReceiver, ReceiverNotReadyError
+from notify_shared.delivery_reports.signatures import notify_signature_matches, twilio_signature_matches
+from notify_shared.ledger.provider_reports import ReportOutcome
+
+logger = logging.getLogger(__name__)
+
+MAX_BODY_BYTES = 64 * 1024
+"""A report is a few hundred bytes; anything much larger is refused before it is read whole."""
+RETRY_AFTER_SECONDS = 5
+
+SMS_WEBHOOK_PATH = "/delivery-reports/sms/webhook"
+SMS_TWILIO_PATH = "/delivery-reports/sms/twilio"
+EMAIL_PATH = "/delivery-reports/email"
+
+Headers = Mapping[str, str]
+Authenticate = Callable[[Scope, Headers, bytes], bool]
+Parse = Callable[[bytes], ProviderReport]
+
+
+@dataclass(frozen=True)
+class _Answer:
+    status: int
+    body: dict[str, str]
+    headers: Mapping[str, str] | None = None
+
+
+class _TooLargeError(Exception):
+    pass
+
+
+class ReportEndpoint:
+    """One route: authenticate, parse, hand to the receiver, answer in JSON."""
+
+    def __init__(self, *, receiver: DeliveryReportReceiver, authenticate: Authenticate, parse: Parse) -> None:
+        self._receiver = receiver
+        self._authenticate = authenticate
+        self._parse = parse
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        answer = await self._answer(scope, receive)
+        headers = {"Content-Type": "application/json", **(answer.headers or {})}
+        await AsgiResponse(json.dumps(answer.body).encode(), answer.status, headers)(scope, receive, send)
+
+    async def _answer(self, scope: Scope, receive: Receive) -> _Answer:
+        if scope["method"] != "POST":
+            return _Answer(405, {"error": "method not allowed"}, {"Allow": "POST"})
+        headers = {name.decode("latin-1").lower(): value.decode("latin-1") for name, value in scope["headers"]}
+        try:
+            body = await _read_body(receive, _declared_length(headers))
+        except _TooLargeError:
+            return _Answer(413, {"error": "report too large"})
+        if not self._authenticate(scope, headers, body):
+            logger.warning("delivery report refused on %s: missing or wrong signature", scope["path"])
+            return _Answer(401, {"error": "missing or wrong signature"})
+        try:
+            report = self._parse(body)
+        except InvalidReportError as error:
+            logger.warning("delivery report refused on %s: %s", scope["path"], error.reason)
+            return _Answer(400, {"error": error.reason})
+        return await self._apply(scope, report)
+
+    async def _apply(self, scope: Scope, report: ProviderReport) -> _Answer:
+        retry_later = {"Retry-After": str(RETRY_AFTER_SECONDS)}
+        try:
+            outcome = await self._receiver.receive(report)
+        except ReceiverNotReadyError:
+            return _Answer(503, {"error": "not ready"}, retry_later)
+        except Exception:
+            # The database or Kafka failed. If the ledger had already changed, a resent report is `repeated` and
+            # publishes nothing: the status stays in the ledger (`notify status`) but its event is missing.
+            logger.exception("delivery report on %s from %s failed", scope["path"], report.provider)
+            return _Answer(500, {"error": "internal error"})
+        if outcome is ReportOutcome.NOT_SENT_YET:
+            # Our record of the send is a moment behind the provider: a sender that retries will find it.
+            return _Answer(503, {"outcome": outcome.value}, retry_later)
+        return _Answer(200, {"outcome": outcome.value})
+
+
+def delivery_report_routes(
+    receiver: DeliveryReportReceiver,
+    *,
+    secret: SecretStr,
+    twilio_auth_token: SecretStr | None = None,
+    status_callback_url: str | None = None,
+) -> list[tuple[str, ASGIApp]]:
+    """The three routes, for `AsgiFastStream(asgi_routes=...)`."""
+    key = secret.get_secret_value()
+
+    def shared_secret(scope: Scope, headers: Headers, body: bytes) -> bool:
+        return notify_signature_matches(key, body, headers.get("x-notify-signature"))
+
+    def twilio_or_shared_secret(scope: Scope, headers: Headers, body: bytes) -> bool:
+        if shared_secret(scope, headers, body):
+            return True  # e.g. a relay that forwards Twilio's callbacks signed with our secret
+        if twilio_auth_token is None:
+            return False
+        urls = [url for url in (status_callback_url, _request_url(scope, headers)) if url]
+        try:
+            params = parse_form(body)
+        except InvalidReportError:
+            return False
+        return twilio_signature_matches(
+            twilio_auth_token.get_secret_value(), urls, params, headers.get("x-twilio-signature")
+        )
+
+    def twilio_report(body: bytes) -> ProviderReport:
+        return parse_twilio_report(parse_form(body))
+
+    endpoints: list[tuple[str, Authenticate, Parse]] = [
+        (SMS_WEBHOOK_PATH, shared_secret, parse_webhook_report),
+        (SMS_TWILIO_PATH, twilio_or_shared_secret, twilio_report),
+        (EMAIL_PATH, shared_secret, parse_email_bounce),
+    ]
+    return [
+        (path, ReportEndpoint(receiver=receiver, authenticate=authenticate, parse=parse))
+        for path, authenticate, parse in endpoints
+    ]
+
+
+def _request_url(scope: Scope, headers: Headers) -> str | None:
+    # The URL as the sender called it, as far as the service can tell behind a proxy. Only used to check a
+    # signature made with a secret the sender cannot know without the auth token, so trusting the headers is safe.
+    host = headers.get("x-forwarded-host") or headers.get("host")
+    if not host:
+        return None
+    scheme = headers.get("x-forwarded-proto") or scope.get("scheme", "http")
+    path = scope.get("root_path", "") + scope["path"]
+    query = scope.get("query_string", b"").decode("latin-1")
+    return f"{scheme}://{host}{path}" + (f"?{query}" if query else "")
+
+
+def _declared_length(headers: Headers) -> int | None:
+    try:
+        return int(headers["content-length"])
+    except (KeyError, ValueError):
+        return None
+
+
+async def _read_body(receive: Callable[[], Awaitable[Mapping[str, object]]], declared: int | None) -> bytes:
+    if declared is not None and declared > MAX_BODY_BYTES:
+        raise _TooLargeError
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            break
+        chunk = message.get("body", b"")
+        if isinstance(chunk, bytes) and chunk:
+            size += len(chunk)
+            if size > MAX_BODY_BYTES:
+                raise _TooLargeError
+            chunks.append(chunk)
+        if not message.get("more_body", False):
+            break
+    return b"".join(chunks)

@@ -1,0 +1,418 @@
+"""Fault injection: the invitations service, run as real processes against the real broker, while things break.
+
+Each scenario publishes a few hundred meeting.created events (thousands of notifications: every guardian wants
+email and SMS), breaks something on purpose mid-run, waits until every notification has reached a final status,
+and then checks, from what the sinks actually accepted and from the delivery ledger, that every notification
+was delivered exactly once, or ended `failed` / `expired` with a reason. Nothing lost, nothing duplicated.
+
+Set NOTIFY_FAULT_REPORT to a file path to get one JSON line of figures per scenario (docs/reliability.md was
+written from them), and NOTIFY_FAULT_EVENTS to change the number of events (default 120, so 1,200
+notifications per scenario).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import signal
+import time
+import uuid
+from collections import Counter
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from notify_shared import samples
+from notify_shared.contract import Channel, MeetingCreated
+from notify_shared.ledger import DeliveryKey, DeliveryStatus, create_engine, deliveries, delivery_retries
+from notify_shared.ledger.keys import notification_id_for
+from notify_shared.testing.databases import fresh_postgres_database
+from notify_shared.testing.faults import FaultySmsSink, FaultySmtpSink, OwnKafkaBroker, ServiceProcess
+from notify_shared.testing.kafka import EventPublisher, create_all_topics
+from notify_shared.testing.waiting import wait_until
+from notify_shared.topics import Topics
+
+pytestmark = [pytest.mark.kafka, pytest.mark.timeout(600)]
+
+REPO = Path(__file__).resolve().parents[2]
+EVENTS = int(os.environ.get("NOTIFY_FAULT_EVENTS", "120"))
+GUARDIANS_PER_MEETING = 5
+TEMPLATE = "meeting_invitation"
+SETTLE_TIMEOUT = 300.0
+# The same personal data the suite-wide log check looks for (root conftest.py), in the services' own logs.
+PERSONAL_DATA = re.compile(
+    r"[A-Za-z0-9._%+-]+@example\.no|\+47 ?9\d{7}|(?<![\w-])9\d{7}(?![\w-])|Kari Nordmann|Ola Hansen|Leirskolen"
+)
+
+
+@dataclass
+class Verdict:
+    expected: int
+    delivered_once: int = 0
+    ended_with_reason: Counter[str] = field(default_factory=Counter)
+    lost: list[str] = field(default_factory=list)
+    duplicated: list[str] = field(default_factory=list)
+    unexpected: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Scenario:
+    """One run: its sinks, its database, its topics, and the service processes it starts."""
+
+    name: str
+    kafka_bootstrap: str
+    database_url: str
+    work_dir: Path
+    smtp: FaultySmtpSink
+    sms: FaultySmsSink
+    topics: Topics
+    group: str
+    events: list[MeetingCreated] = field(default_factory=list)
+    second_sms: FaultySmsSink | None = None
+    """A second SMS provider, when the scenario configures failover."""
+    processes: list[ServiceProcess] = field(default_factory=list)
+    started_at: float = field(default_factory=time.monotonic)
+    faults: list[str] = field(default_factory=list)
+
+    def service(self, **extra_env: str) -> ServiceProcess:
+        env = {
+            "KAFKA_BOOTSTRAP_SERVERS": self.kafka_bootstrap,
+            "TOPIC_PREFIX": self.topics.prefix,
+            "INVITATIONS_CONSUMER_GROUP": self.group,
+            "DATABASE_URL": self.database_url,
+            "SMTP_HOST": "127.0.0.1",
+            "SMTP_PORT": str(self.smtp.port),
+            "SMTP_SECURITY": "none",
+            "SMTP_TIMEOUT_SECONDS": "2",
+            "SMS_PROVIDER": "webhook",
+            "SMS_WEBHOOK_URL": self.sms.url,
+            "SMS_TIMEOUT_SECONDS": "1",
+            "OUTBOX_DIR": str(self.work_dir / "outbox"),
+            # Fast retries and short leases, so a scenario takes seconds, not the production minutes.
+            "DELIVERY_RETRY_BASE": "0.2",
+            "DELIVERY_RETRY_MAX": "1",
+            "DELIVERY_RETRY_POLL_INTERVAL": "1",
+            "DELIVERY_LEASE": "5",
+            "DELIVERY_ATTEMPTS": "60",
+            "LOG_LEVEL": "DEBUG",
+            **extra_env,
+        }
+        number = len(self.processes) + 1
+        process = ServiceProcess("notify_invitations.app:create_app", env, self.work_dir / f"service-{number}.log")
+        self.processes.append(process)
+        return process
+
+    async def start(self, process: ServiceProcess) -> None:
+        process.start()
+        await wait_until(process.ready, within=60, what=f"{self.name}: the service to be ready")
+
+    async def publish_all(self) -> None:
+        now = datetime.now(UTC)
+        for index in range(EVENTS):
+            guardians = [
+                samples.sample_guardian(
+                    index * GUARDIANS_PER_MEETING + number + 1,
+                    guardian_id=f"g-{index}-{number}",
+                    channels=[Channel.EMAIL, Channel.SMS],
+                )
+                for number in range(GUARDIANS_PER_MEETING)
+            ]
+            meeting = samples.upcoming_meeting(f"m-{self.name}-{index}", now)
+            self.events.append(samples.meeting_created(meeting=meeting, recipients=guardians, time=now))
+        async with EventPublisher(self.kafka_bootstrap, self.topics) as publisher:
+            for index, event in enumerate(self.events):
+                await publisher.publish(event, binary=index % 2 == 1)
+
+    def expected_ids(self) -> set[str]:
+        return {
+            notification_id_for(DeliveryKey(event.id, guardian.guardian_id, channel.value, TEMPLATE))
+            for event in self.events
+            for guardian in event.data.recipients
+            for channel in guardian.channels
+        }
+
+    def accepted(self) -> Counter[str]:
+        """Acceptances by notification id, both channels (the Message-ID's local part is the id)."""
+        by_id: Counter[str] = Counter()
+        for message_id, count in self.smtp.accepted.snapshot().items():
+            by_id[message_id.strip("<>").split("@")[0]] += count
+        for sink in self.sms_sinks():
+            by_id.update(sink.accepted.snapshot())
+        return by_id
+
+    def sms_sinks(self) -> list[FaultySmsSink]:
+        return [self.sms] if self.second_sms is None else [self.sms, self.second_sms]
+
+    def progress(self) -> float:
+        accepted = self.smtp.accepted.total + sum(sink.accepted.total for sink in self.sms_sinks())
+        return accepted / max(1, len(self.expected_ids()))
+
+    async def wait_progress(self, share: float) -> None:
+        await wait_until(lambda: self.progress() >= share, within=180, what=f"{self.name}: {share:.0%} delivered")
+
+    async def ledger_rows(self) -> dict[str, tuple[DeliveryStatus, str | None]]:
+        engine = create_engine(self.database_url)
+        try:
+            async with engine.connect() as connection:
+                rows = await connection.execute(
+                    sa.select(deliveries.c.notification_id, deliveries.c.status, deliveries.c.reason)
+                )
+                return {row.notification_id: (DeliveryStatus(row.status), row.reason) for row in rows}
+        finally:
+            await engine.dispose()
+
+    async def retries_pending(self) -> int:
+        engine = create_engine(self.database_url)
+        try:
+            async with engine.connect() as connection:
+                count = await connection.execute(sa.select(sa.func.count()).select_from(delivery_retries))
+                return int(count.scalar_one())
+        finally:
+            await engine.dispose()
+
+    async def settle(self) -> None:
+        expected = self.expected_ids()
+
+        async def all_final() -> bool:
+            rows = await self.ledger_rows()
+            done = all(nid in rows and rows[nid][0].is_final for nid in expected)
+            return done and await self.retries_pending() == 0
+
+        await wait_until(all_final, within=SETTLE_TIMEOUT, interval=0.5, what=f"{self.name}: every notification final")
+
+    async def verdict(self) -> Verdict:
+        expected = self.expected_ids()
+        rows = await self.ledger_rows()
+        accepted = self.accepted()
+        verdict = Verdict(expected=len(expected))
+        verdict.unexpected = sorted(set(accepted) - expected)
+        for nid in sorted(expected):
+            status, reason = rows.get(nid, (None, None))
+            count = accepted.get(nid, 0)
+            if count > 1:
+                verdict.duplicated.append(nid)
+            if status is DeliveryStatus.SENT and count >= 1:
+                verdict.delivered_once += count == 1
+            elif status in (DeliveryStatus.FAILED, DeliveryStatus.EXPIRED) and reason and count == 0:
+                verdict.ended_with_reason[f"{status.value}:{reason}"] += 1
+            else:
+                verdict.lost.append(nid)
+        return verdict
+
+    def personal_data_in_logs(self) -> list[str]:
+        return [
+            f"{process.log_path.name}: {line[:200]}"
+            for process in self.processes
+            for line in process.log_text().splitlines()
+            if PERSONAL_DATA.search(line)
+        ]
+
+    def report(self, verdict: Verdict) -> None:
+        figures = {
+            "scenario": self.name,
+            "faults": self.faults,
+            "events": len(self.events),
+            "notifications": verdict.expected,
+            "delivered_exactly_once": verdict.delivered_once,
+            "ended_with_reason": dict(verdict.ended_with_reason),
+            "lost": len(verdict.lost),
+            "duplicated": len(verdict.duplicated),
+            "sink_acceptances": {"smtp": self.smtp.accepted.total, "sms": self.sms.accepted.total},
+            "sms_resends_absorbed_by_idempotency_key": sum(sink.replays for sink in self.sms_sinks()),
+            "sms_by_provider": [sink.accepted.total for sink in self.sms_sinks()],
+            "sms_faults_injected": dict(self.sms.failures),
+            "service_processes": len(self.processes),
+            "seconds": round(time.monotonic() - self.started_at, 1),
+        }
+        print(f"\n[fault-injection] {json.dumps(figures)}")
+        path = os.environ.get("NOTIFY_FAULT_REPORT")
+        if path:
+            with Path(path).open("a", encoding="utf-8") as report:
+                report.write(json.dumps(figures) + "\n")
+
+    async def check(self, *, resends_allowed: int = 0) -> None:
+        """Every assertion of the reliability promise, after the run has settled.
+
+        `resends_allowed` is for kill -9 only: a message a provider accepted in the milliseconds before the
+        ledger recorded it is sent again after the restart. An SMS repeats its Idempotency-Key, so the provider
+        drops it; an email repeats its Message-ID, but SMTP has no way to drop it. See docs/reliability.md.
+        """
+        verdict = await self.verdict()
+        self.report(verdict)
+        assert verdict.lost == [], f"{len(verdict.lost)} notifications lost"
+        replays = sum(sink.replays for sink in self.sms_sinks())
+        assert len(verdict.duplicated) + replays <= resends_allowed, (
+            f"{len(verdict.duplicated)} accepted more than once, {replays} SMS sent again"
+        )
+        resent_emails = {key.strip("<>").split("@")[0] for key, n in self.smtp.accepted.snapshot().items() if n > 1}
+        assert set(verdict.duplicated) <= resent_emails, "an SMS reached a parent twice"
+        assert verdict.unexpected == [], "the sinks accepted messages nobody planned"
+        settled = verdict.delivered_once + len(verdict.duplicated) + sum(verdict.ended_with_reason.values())
+        assert settled == verdict.expected
+        assert self.personal_data_in_logs() == []
+
+
+@pytest.fixture
+def sinks() -> Iterator[tuple[FaultySmtpSink, FaultySmsSink]]:
+    smtp, sms = FaultySmtpSink(), FaultySmsSink()
+    smtp.up()
+    try:
+        yield smtp, sms
+    finally:
+        smtp.down()
+        sms.close()
+
+
+@asynccontextmanager
+async def scenario(
+    name: str,
+    kafka_bootstrap: str,
+    work_dir: Path,
+    sinks: tuple[FaultySmtpSink, FaultySmsSink],
+    database_url: str | None = None,
+) -> AsyncIterator[Scenario]:
+    run = uuid.uuid4().hex[:8]
+    topics = Topics(f"f{run}.")
+    await create_all_topics(kafka_bootstrap, topics)
+    await asyncio.to_thread(work_dir.mkdir, parents=True, exist_ok=True)
+    url = database_url or f"sqlite+aiosqlite:///{work_dir / 'invitations.db'}"
+    state = Scenario(name, kafka_bootstrap, url, work_dir, *sinks, topics=topics, group=f"faults-{run}")
+    try:
+        yield state
+    finally:
+        for process in state.processes:
+            if process.running:
+                process.kill()
+
+
+async def test_kill_minus_9_repeatedly_during_the_run(
+    kafka_bootstrap: str, tmp_path: Path, sinks: tuple[FaultySmtpSink, FaultySmsSink]
+) -> None:
+    async with scenario("kill-9", kafka_bootstrap, tmp_path, sinks) as run:
+        service = run.service()
+        await run.start(service)
+        await run.publish_all()
+        for share in (0.1, 0.3, 0.5, 0.7):
+            await run.wait_progress(share)
+            service.kill()
+            run.faults.append(f"kill -9 at {share:.0%} delivered")
+            await run.start(service)
+        await run.settle()
+        # At most the sends in flight at each kill (16 per process) can fall in that window.
+        await run.check(resends_allowed=16 * service.kills)
+
+
+async def test_the_smtp_server_down_for_a_while(
+    kafka_bootstrap: str, tmp_path: Path, sinks: tuple[FaultySmtpSink, FaultySmsSink]
+) -> None:
+    async with scenario("smtp-down", kafka_bootstrap, tmp_path, sinks) as run:
+        await run.start(run.service())
+        await run.publish_all()
+        await run.wait_progress(0.2)
+        run.smtp.down()
+
+        async def emails_waiting_for_retry() -> bool:
+            return await run.retries_pending() >= 100
+
+        await wait_until(emails_waiting_for_retry, within=120, what="emails queued for retry while SMTP is down")
+        run.faults.append(f"SMTP down from 20% delivered until {await run.retries_pending()} emails were queued")
+        run.smtp.up()
+        await run.settle()
+        await run.check()
+
+
+async def test_the_sms_provider_failing_thirty_percent_with_500_429_and_timeouts(
+    kafka_bootstrap: str, tmp_path: Path, sinks: tuple[FaultySmtpSink, FaultySmsSink]
+) -> None:
+    async with scenario("sms-flaky", kafka_bootstrap, tmp_path, sinks) as run:
+        run.sms.failure_rate = 0.3
+        run.faults.append("30% of SMS requests fail: 500, 429 (Retry-After: 0) or no answer within the 1 s timeout")
+        await run.start(run.service())
+        await run.publish_all()
+        await run.settle()
+        await run.check()
+        assert sum(run.sms.failures.values()) > 0.2 * EVENTS * GUARDIANS_PER_MEETING
+
+
+async def test_the_first_sms_provider_down_traffic_moves_to_the_second(
+    kafka_bootstrap: str, tmp_path: Path, sinks: tuple[FaultySmtpSink, FaultySmsSink]
+) -> None:
+    async with scenario("sms-failover", kafka_bootstrap, tmp_path, sinks) as run:
+        run.sms.failure_rate, run.sms.fault_kinds = 1.0, ("503",)
+        run.second_sms = second = FaultySmsSink()
+        run.faults.append("the first SMS provider answers every request with 503; a second one is configured")
+        try:
+            await run.start(
+                run.service(
+                    SMS_FALLBACK_PROVIDER="webhook", SMS_FALLBACK_WEBHOOK_URL=second.url, SMS_BREAKER_FAILURES="5"
+                )
+            )
+            await run.publish_all()
+            await run.settle()
+            await run.check()
+            assert run.sms.accepted.total == 0
+            assert second.accepted.total == EVENTS * GUARDIANS_PER_MEETING
+            # The circuit opened after 5 failures; after that the first provider was left alone (it gets one trial
+            # per 30 s cooldown).
+            assert sum(run.sms.failures.values()) < 20
+        finally:
+            second.close()
+
+
+@pytest.fixture
+def own_broker(tmp_path: Path) -> Iterator[OwnKafkaBroker]:
+    broker = OwnKafkaBroker(tmp_path / "own-kafka", REPO)
+    broker.start()
+    try:
+        yield broker
+    finally:
+        broker.stop()
+
+
+async def test_a_kafka_broker_restart_mid_run(
+    own_broker: OwnKafkaBroker, tmp_path: Path, sinks: tuple[FaultySmtpSink, FaultySmsSink]
+) -> None:
+    async with scenario("broker-restart", own_broker.bootstrap, tmp_path / "run", sinks) as run:
+        await run.start(run.service())
+        await run.publish_all()
+        await run.wait_progress(0.3)
+        await asyncio.to_thread(own_broker.command, "stop")
+        run.faults.append("broker stopped (SIGTERM) at 30% delivered, then started again on the same port and data")
+        await asyncio.to_thread(own_broker.command, "start")
+        await run.settle()
+        await run.check()
+
+
+@pytest.mark.postgres
+async def test_two_replicas_with_a_rebalance_mid_run(
+    kafka_bootstrap: str,
+    postgres_url: str,
+    tmp_path: Path,
+    sinks: tuple[FaultySmtpSink, FaultySmsSink],
+) -> None:
+    async with (
+        fresh_postgres_database(postgres_url) as database_url,
+        scenario("replicas", kafka_bootstrap, tmp_path, sinks, database_url) as run,
+    ):
+        first, second = run.service(), run.service()
+        await run.start(first)
+        await run.publish_all()
+        await run.wait_progress(0.2)
+        await run.start(second)
+        run.faults.append("second replica joins at 20% delivered (rebalance)")
+        await run.wait_progress(0.5)
+        # Graceful: what the first replica has in flight finishes and is recorded before it leaves. (uvicorn,
+        # which serves the HTTP port, re-raises SIGTERM after the shutdown, hence -15 rather than 0.)
+        assert first.terminate() in (0, -signal.SIGTERM)
+        assert "FastStream app shut down gracefully." in first.log_text()
+        run.faults.append("first replica stopped with SIGTERM at 50% delivered (rebalance)")
+        await run.settle()
+        await run.check()
+        assert "Traceback" not in first.log_text()
