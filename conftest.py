@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from notify_shared.testing.databases import fresh_postgres_database
+from notify_shared.testing.faults import OwnKafkaBroker
 
 REPO = Path(__file__).resolve().parent
 
@@ -146,3 +147,14 @@ def _rendered(record: logging.LogRecord) -> str:
     if record.exc_info and record.exc_info[1] is not None:
         text += "\n" + repr(record.exc_info[1])
     return text
+
+
+@pytest.fixture
+def own_broker(tmp_path: Path) -> Iterator[OwnKafkaBroker]:
+    """A Kafka broker of the test's own, which it may stop and start again without disturbing other tests."""
+    broker = OwnKafkaBroker(tmp_path / "own-kafka", REPO)
+    broker.start()
+    try:
+        yield broker
+    finally:
+        broker.stop()

@@ -4,7 +4,6 @@ stopped and 200 again once it is back; /healthz stays 200 throughout (the proces
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -18,18 +17,6 @@ from notify_shared.testing.sinks import sms_sink, smtp_sink
 from notify_shared.testing.waiting import wait_until
 
 pytestmark = [pytest.mark.kafka, pytest.mark.timeout(300)]
-
-REPO = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture
-def own_broker(tmp_path: Path) -> Iterator[OwnKafkaBroker]:
-    broker = OwnKafkaBroker(tmp_path / "own-kafka", REPO)
-    broker.start()
-    try:
-        yield broker
-    finally:
-        broker.stop()
 
 
 async def _status(app: AsgiFastStream, path: str) -> httpx.Response:

@@ -41,7 +41,6 @@ from notify_shared.topics import Topics
 
 pytestmark = [pytest.mark.kafka, pytest.mark.timeout(600)]
 
-REPO = Path(__file__).resolve().parents[2]
 EVENTS = int(os.environ.get("NOTIFY_FAULT_EVENTS", "120"))
 GUARDIANS_PER_MEETING = 5
 TEMPLATE = "meeting_invitation"
@@ -364,16 +363,6 @@ async def test_the_first_sms_provider_down_traffic_moves_to_the_second(
             assert sum(run.sms.failures.values()) < 20
         finally:
             second.close()
-
-
-@pytest.fixture
-def own_broker(tmp_path: Path) -> Iterator[OwnKafkaBroker]:
-    broker = OwnKafkaBroker(tmp_path / "own-kafka", REPO)
-    broker.start()
-    try:
-        yield broker
-    finally:
-        broker.stop()
 
 
 async def test_a_kafka_broker_restart_mid_run(

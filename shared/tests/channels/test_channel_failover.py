@@ -16,14 +16,11 @@ from notify_shared.channels import (
     PermanentDeliveryError,
     TransientDeliveryError,
 )
+from notify_shared.testing.clocks import SettableClock
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = datetime(2026, 11, 20, 8, 0, tzinfo=UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
+def _clock() -> SettableClock:
+    return SettableClock(datetime(2026, 11, 20, 8, 0, tzinfo=UTC))
 
 
 @dataclass
@@ -50,12 +47,12 @@ def _sms(number: int) -> OutgoingSms:
 
 
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
+def clock() -> SettableClock:
+    return _clock()
 
 
 async def test_while_the_first_provider_fails_traffic_moves_to_the_second_and_back_after_the_cooldown(
-    clock: Clock,
+    clock: SettableClock,
 ) -> None:
     first, second = Provider("first", failure="http_503"), Provider("second")
     channel = FailoverSmsChannel(
@@ -79,7 +76,7 @@ async def test_while_the_first_provider_fails_traffic_moves_to_the_second_and_ba
     assert str(channel.breaker.state) == CircuitState.CLOSED.value
 
 
-async def test_a_failed_trial_opens_the_circuit_again(clock: Clock) -> None:
+async def test_a_failed_trial_opens_the_circuit_again(clock: SettableClock) -> None:
     first, second = Provider("first", failure="http_503"), Provider("second")
     breaker = CircuitBreaker(failure_threshold=1, cooldown=timedelta(seconds=30), clock=clock)
     channel = FailoverSmsChannel(first, second, breaker)
@@ -92,7 +89,9 @@ async def test_a_failed_trial_opens_the_circuit_again(clock: Clock) -> None:
     assert second.sent == ["n-1", "n-2"]
 
 
-async def test_a_timeout_is_not_moved_to_the_second_provider_because_the_first_may_have_sent_it(clock: Clock) -> None:
+async def test_a_timeout_is_not_moved_to_the_second_provider_because_the_first_may_have_sent_it(
+    clock: SettableClock,
+) -> None:
     first, second = Provider("first", failure="http_timeout"), Provider("second")
     channel = FailoverSmsChannel(first, second, CircuitBreaker(failure_threshold=5, clock=clock))
 
@@ -101,7 +100,7 @@ async def test_a_timeout_is_not_moved_to_the_second_provider_because_the_first_m
     assert second.sent == []
 
 
-async def test_a_500_is_retried_later_not_moved_because_the_provider_may_have_sent_it(clock: Clock) -> None:
+async def test_a_500_is_retried_later_not_moved_because_the_provider_may_have_sent_it(clock: SettableClock) -> None:
     first, second = Provider("first", failure="http_500"), Provider("second")
     channel = FailoverSmsChannel(first, second, CircuitBreaker(failure_threshold=5, clock=clock))
 
@@ -110,7 +109,9 @@ async def test_a_500_is_retried_later_not_moved_because_the_provider_may_have_se
     assert second.sent == []
 
 
-async def test_a_trial_refused_as_an_invalid_number_closes_the_circuit_instead_of_wedging_it(clock: Clock) -> None:
+async def test_a_trial_refused_as_an_invalid_number_closes_the_circuit_instead_of_wedging_it(
+    clock: SettableClock,
+) -> None:
     first, second = Provider("first", failure="http_503"), Provider("second")
     breaker = CircuitBreaker(failure_threshold=1, cooldown=timedelta(seconds=30), clock=clock)
     channel = FailoverSmsChannel(first, second, breaker)

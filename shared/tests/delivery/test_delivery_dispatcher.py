@@ -31,6 +31,7 @@ from notify_shared.delivery import (
 )
 from notify_shared.ledger import DeliveryKey, DeliveryLedger, DeliveryStatus
 from notify_shared.rendering import render_notification
+from notify_shared.testing.clocks import SettableClock
 
 
 @dataclass
@@ -67,12 +68,8 @@ class ScriptedChannel:
         return None
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = datetime(2026, 11, 20, 8, 0, tzinfo=UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
+def _clock() -> SettableClock:
+    return SettableClock(datetime(2026, 11, 20, 8, 0, tzinfo=UTC))
 
 
 @dataclass
@@ -80,7 +77,7 @@ class Harness:
     ledger: DeliveryLedger
     channel: ScriptedChannel
     statuses: CollectingStatusSink
-    clock: Clock
+    clock: SettableClock
 
     def dispatcher(self) -> Dispatcher:
         return Dispatcher(
@@ -98,7 +95,7 @@ class Harness:
 
 @pytest.fixture
 async def harness(tmp_path: Path) -> AsyncIterator[Harness]:
-    clock = Clock()
+    clock = _clock()
     ledger = await DeliveryLedger.connect(f"sqlite+aiosqlite:///{tmp_path / 'ledger.db'}", clock=clock)
     try:
         yield Harness(ledger, ScriptedChannel(), CollectingStatusSink(), clock)

@@ -22,14 +22,11 @@ from notify_shared.delivery import (
 )
 from notify_shared.ledger import DeliveryLedger, DeliveryStatus, RetryQueue
 from notify_shared.rendering import render_notification
+from notify_shared.testing.clocks import SettableClock
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = datetime(2026, 11, 20, 8, 0, tzinfo=UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
+def _clock() -> SettableClock:
+    return SettableClock(datetime(2026, 11, 20, 8, 0, tzinfo=UTC))
 
 
 @dataclass
@@ -59,12 +56,12 @@ class DownThenUp:
 
 
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
+def clock() -> SettableClock:
+    return _clock()
 
 
 @pytest.fixture
-async def ledger(database_url: str, clock: Clock) -> AsyncIterator[DeliveryLedger]:
+async def ledger(database_url: str, clock: SettableClock) -> AsyncIterator[DeliveryLedger]:
     ledger = await DeliveryLedger.connect(database_url, clock=clock)
     try:
         yield ledger
@@ -73,7 +70,7 @@ async def ledger(database_url: str, clock: Clock) -> AsyncIterator[DeliveryLedge
 
 
 def _dispatcher(
-    ledger: DeliveryLedger, channel: DownThenUp, clock: Clock, statuses: CollectingStatusSink
+    ledger: DeliveryLedger, channel: DownThenUp, clock: SettableClock, statuses: CollectingStatusSink
 ) -> Dispatcher:
     return Dispatcher(
         ledger=ledger,
@@ -104,7 +101,9 @@ def _plans(count: int) -> list[PlannedNotification]:
     ]
 
 
-async def test_two_workers_on_one_queue_send_each_retry_exactly_once(ledger: DeliveryLedger, clock: Clock) -> None:
+async def test_two_workers_on_one_queue_send_each_retry_exactly_once(
+    ledger: DeliveryLedger, clock: SettableClock
+) -> None:
     channel, statuses = DownThenUp(), CollectingStatusSink()
     # Two replicas: each its own dispatcher and worker, one database.
     first, second = (_dispatcher(ledger, channel, clock, statuses) for _ in range(2))
@@ -124,7 +123,7 @@ async def test_two_workers_on_one_queue_send_each_retry_exactly_once(ledger: Del
 
 
 async def test_a_retry_claimed_by_a_worker_that_died_is_tried_by_another_after_the_lease(
-    ledger: DeliveryLedger, clock: Clock
+    ledger: DeliveryLedger, clock: SettableClock
 ) -> None:
     channel, statuses = DownThenUp(), CollectingStatusSink()
     dispatcher = _dispatcher(ledger, channel, clock, statuses)
@@ -145,7 +144,7 @@ async def test_a_retry_claimed_by_a_worker_that_died_is_tried_by_another_after_t
 
 
 async def test_a_retry_that_cannot_be_read_fails_visibly_instead_of_looping(
-    ledger: DeliveryLedger, clock: Clock
+    ledger: DeliveryLedger, clock: SettableClock
 ) -> None:
     channel, statuses = DownThenUp(), CollectingStatusSink()
     dispatcher = _dispatcher(ledger, channel, clock, statuses)

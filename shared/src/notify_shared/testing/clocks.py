@@ -19,3 +19,13 @@ class RunningClock:
 
     def __call__(self) -> datetime:
         return self._start + timedelta(seconds=time.monotonic() - self._origin)
+
+
+class SettableClock:
+    """Stands still at `now` until a test sets or moves it; stored times and expiry are then exact."""
+
+    def __init__(self, start: datetime) -> None:
+        self.now = start.astimezone(UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
