@@ -8,9 +8,11 @@ by other replicas, digest slots, and the claims of replicas that died.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.date import DateTrigger
@@ -38,6 +40,8 @@ class Alarm:
         self._clock = clock
         self._poll_interval = poll_interval
         self._scheduler = AsyncIOScheduler(timezone=UTC, job_defaults={"coalesce": True, "max_instances": 1})
+        self._stopped = False
+        self._waking: set[asyncio.Task[Any]] = set()
 
     async def start(self) -> None:
         self._scheduler.start()
@@ -47,8 +51,17 @@ class Alarm:
         await self.rearm()
 
     def stop(self) -> None:
+        """Stop at once: a wake-up in progress is cancelled (prefer `aclose` where there is time to wait)."""
+        self._stopped = True
         if self._scheduler.running:
             self._scheduler.shutdown(wait=False)
+
+    async def aclose(self) -> None:
+        """Stop waking up, let a wake-up in progress finish, then shut the scheduler down."""
+        self._stopped = True
+        if self._waking:
+            await asyncio.wait(self._waking)
+        self.stop()
 
     async def rearm(self) -> datetime | None:
         """Arm the wake-up for the next due work; returns that due time (None when nothing is waiting)."""
@@ -65,9 +78,19 @@ class Alarm:
         return next_due
 
     async def _wake(self) -> None:
+        if self._stopped:
+            return
+        task = asyncio.current_task()
+        if task is not None:
+            self._waking.add(task)
         try:
-            await self._work()
-        except Exception:
-            # The poll comes round again; a failing database must not kill the scheduler.
-            logger.exception("scheduled work failed; the next poll retries")
-        await self.rearm()
+            try:
+                await self._work()
+            except Exception:
+                # The poll comes round again; a failing database must not kill the scheduler.
+                logger.exception("scheduled work failed; the next poll retries")
+            if not self._stopped:
+                await self.rearm()
+        finally:
+            if task is not None:
+                self._waking.discard(task)

@@ -51,7 +51,7 @@ class RetryWorker:
     async def stop(self) -> None:
         """Stop claiming; sends in progress finish and are recorded, claimed retries not yet started are released."""
         self._stopping = True
-        self._alarm.stop()
+        await self._alarm.aclose()
         if self._running:
             await asyncio.wait(self._running)
 
