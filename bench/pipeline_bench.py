@@ -415,6 +415,9 @@ class ServiceInstance:
         """Read /proc, then SIGTERM (a graceful stop, as an orchestrator does) and wait for the exit."""
         end = read_proc(self.pid) if self.process else None
         threads = thread_cpu(self.pid) if self.process else {}
+        if end is not None and threads:
+            # The process total includes threads that have exited (aiosqlite starts one per connection).
+            threads["other_threads_cpu_seconds"] = end.cpu_seconds - threads["main_thread_cpu_seconds"]
         code = self._children.stop(self.process, timeout=60) if self.process else None
         await self._client.aclose()
         log = self.log_text()
@@ -503,41 +506,50 @@ def short_frame(function: str, path: str) -> str:
     return f"{path}:{function}"
 
 
+IDLE_FRAMES = ("selectors.py:EpollSelector.select",)
+"""Leaf frames where the event loop waits for I/O: py-spy's `--nonblocking` sampling counts some of it as active."""
+
+
 def summarise_profile(raw: str, top: int = 20) -> dict[str, Any]:
-    """Own (self) samples by frame and by component, and inclusive samples of the project's and libraries'
-    functions, from py-spy's collapsed stacks (`frame;frame;… count` per line)."""
+    """Where the service's main thread (the event loop, where all Python code but SQLite's runs) spent its busy
+    samples — own time by component and by frame, inclusive time by function — from py-spy's collapsed stacks
+    (`frame;frame;… count` per line), and how the samples split between threads.
+
+    Other threads' samples (aiosqlite's workers) are counted but not broken down: they sit in SQLite's C code,
+    which py-spy shows as one frame, and include time waiting for the disk; /proc gives their CPU time.
+    """
     own: Counter[str] = Counter()
     own_by_component: Counter[str] = Counter()
     inclusive: Counter[str] = Counter()
-    total = 0
+    threads: Counter[str] = Counter()
     for line in raw.splitlines():
         stack, _, count_text = line.rpartition(" ")
         if not stack or not count_text.isdigit():
             continue
         count = int(count_text)
-        total += count
-        frames = []
-        for frame in stack.split(";"):
-            match = _FRAME.match(frame)
-            if match:
-                frames.append((match.group("function"), match.group("path")))
+        frames = [(match["function"], match["path"]) for frame in stack.split(";") if (match := _FRAME.match(frame))]
         if not frames:
             continue
-        function, path = frames[-1]
-        own[short_frame(function, path)] += count
-        own_by_component[component_of(path)] += count
+        leaf = short_frame(*frames[-1])
+        if frames[0][0] != "<module>":
+            threads["other threads"] += count
+            continue
+        if leaf in IDLE_FRAMES:
+            threads["main thread, waiting in epoll"] += count
+            continue
+        threads["main thread, busy"] += count
+        own[leaf] += count
+        own_by_component[component_of(frames[-1][1])] += count
         for name in {short_frame(function, path) for function, path in frames}:
             inclusive[name] += count
+    busy = threads["main thread, busy"]
 
     def shares(counter: Counter[str], limit: int) -> list[dict[str, Any]]:
-        return [
-            {"name": name, "samples": samples_, "share": samples_ / max(total, 1)}
-            for name, samples_ in counter.most_common(limit)
-        ]
+        return [{"name": name, "samples": n, "share": n / max(busy, 1)} for name, n in counter.most_common(limit)]
 
     # Inclusive figures are most telling for our code and the libraries it calls, not for the frames that only
-    # start the process and run the event loop (every sample passes through those).
-    plumbing = ("typer/", "click/", "faststream/_internal/cli/", "anyio/_core/_eventloop", "anyio/_backends/")
+    # start the process, run the event loop or wrap the handler (every busy sample passes through those).
+    plumbing = ("typer/", "click/", "faststream/", "fast_depends/", "anyio/_core/_eventloop", "anyio/_backends/")
     interesting = Counter(
         {
             name: count
@@ -546,7 +558,9 @@ def summarise_profile(raw: str, top: int = 20) -> dict[str, Any]:
         }
     )
     return {
-        "samples": total,
+        "samples": sum(threads.values()),
+        "samples_by_thread": dict(threads),
+        "shares_are_of": "the main thread's busy samples",
         "own_by_component": shares(own_by_component, top),
         "own_by_frame": shares(own, top),
         "inclusive_by_frame": shares(interesting, 40),
@@ -1345,7 +1359,11 @@ def print_targets(out: Console, verdicts: dict[str, Any]) -> None:
 
 
 def print_profile(out: Console, events: int, profile: dict[str, Any]) -> None:
-    table = Table(title=f"py-spy profile of the service, N = {events:,}: {profile['samples']:,} samples")
+    split = ", ".join(f"{name} {count:,}" for name, count in profile.get("samples_by_thread", {}).items())
+    table = Table(
+        title=f"py-spy profile of the service, N = {events:,}: {profile['samples']:,} samples ({split}); "
+        "shares of the main thread's busy samples"
+    )
     table.add_column("own time by component")
     table.add_column("share", justify="right")
     table.add_column("inclusive time by function")
@@ -1394,6 +1412,14 @@ DEFINITIONS = {
 async def run_benchmark(options: Options, work_dir: Path, results: dict[str, Any]) -> None:
     children = Children()
     broker = Broker(work_dir / "kafka")
+    # Ctrl-C and SIGTERM cancel this task, and the finally block below stops every child and the broker. Handled
+    # here rather than left to asyncio.run, which ignores SIGINT when the shell started the script in the
+    # background with SIGINT ignored, and knows nothing of SIGTERM.
+    loop = asyncio.get_running_loop()
+    main_task = asyncio.current_task()
+    assert main_task is not None
+    for number in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(number, main_task.cancel)
     try:
         say("starting a Kafka broker of its own …")
         await broker.start()
@@ -1437,6 +1463,9 @@ async def run_benchmark(options: Options, work_dir: Path, results: dict[str, Any
         if options.ceilings:
             results["sink_ceilings"] = await sink_ceilings(options, children, work_dir)
     finally:
+        for number in (signal.SIGINT, signal.SIGTERM):
+            # Cleaning up is not interrupted by a second Ctrl-C; it is bounded (at most ~20 s per process).
+            loop.add_signal_handler(number, say, "stopping the child processes and the broker; please wait")
         children.stop_all()
         with contextlib.suppress(Exception):
             await broker.stop()
@@ -1513,13 +1542,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     }
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     out = args.json or Path(tempfile.gettempdir()) / f"pipeline-bench-{stamp}.json"
-    # SIGTERM ends the run like Ctrl-C: the finally blocks stop every child process and the broker.
-    signal.signal(signal.SIGTERM, lambda *_: os.kill(os.getpid(), signal.SIGINT))
     work = Path(tempfile.mkdtemp(prefix="pipeline-bench-"))
     interrupted = False
     try:
         asyncio.run(run_benchmark(options, work, results))
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, asyncio.CancelledError):
         interrupted = True
         say("interrupted; child processes stopped, writing what was measured")
     except Exception as error:  # the figures measured so far are still written
