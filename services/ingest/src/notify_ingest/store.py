@@ -21,10 +21,15 @@ from enum import StrEnum
 from typing import Any, Self
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from notify_shared.ledger.database import create_engine, create_schema, read_transaction
+from notify_shared.ledger.database import (
+    create_engine,
+    create_schema,
+    insert_ignoring_conflicts,
+    read_transaction,
+    utc_from_db,
+)
 from notify_shared.ledger.database import metadata as _shared_metadata
 
 Clock = Callable[[], datetime]
@@ -116,7 +121,7 @@ class AcceptedEvents:
         self._engine = engine
         self._lease = timedelta(seconds=lease_seconds)
         self._clock = clock
-        self._insert_if_new = _insert_ignoring_conflicts(engine.dialect.name)
+        self._insert_if_new = insert_ignoring_conflicts(ingested_events, engine.dialect.name)
         self._owns_engine = False
 
     @classmethod
@@ -188,7 +193,7 @@ class AcceptedEvents:
             )
             if taken.first() is not None:
                 return Claim(ClaimKind.PUBLISH, row.event_type)
-            remaining = (_from_db(row.claimed_until) - now).total_seconds() if row.claimed_until else 0.0
+            remaining = (utc_from_db(row.claimed_until) - now).total_seconds() if row.claimed_until else 0.0
             return Claim(ClaimKind.IN_FLIGHT, row.event_type, retry_after_seconds=max(remaining, 0.0))
 
     async def mark_published(self, event_id: str, *, partition: int | None, offset: int | None) -> None:
@@ -229,20 +234,6 @@ class AcceptedEvents:
         return moment.astimezone(UTC)
 
 
-def _insert_ignoring_conflicts(dialect_name: str) -> sa.Insert:
-    # INSERT ... ON CONFLICT DO NOTHING is the atomic "create if absent"; each dialect has its own construct.
-    if dialect_name == "postgresql":
-        return postgresql.insert(ingested_events).on_conflict_do_nothing()
-    if dialect_name == "sqlite":
-        return sqlite.insert(ingested_events).on_conflict_do_nothing()
-    raise NotImplementedError(f"the ingest store runs on SQLite or PostgreSQL, not {dialect_name}")
-
-
-def _from_db(moment: datetime) -> datetime:
-    # SQLite keeps no offset; only UTC is written, so a naive value read back is UTC.
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-
-
 def _stored_from(row: sa.Row[Any]) -> StoredEvent:
     return StoredEvent(
         event_id=row.event_id,
@@ -251,9 +242,9 @@ def _stored_from(row: sa.Row[Any]) -> StoredEvent:
         digest=row.digest,
         state=row.state,
         attempts=row.attempts,
-        received_at=_from_db(row.received_at),
-        claimed_until=None if row.claimed_until is None else _from_db(row.claimed_until),
-        published_at=None if row.published_at is None else _from_db(row.published_at),
+        received_at=utc_from_db(row.received_at),
+        claimed_until=None if row.claimed_until is None else utc_from_db(row.claimed_until),
+        published_at=None if row.published_at is None else utc_from_db(row.published_at),
         topic=row.topic,
         partition=row.kafka_partition,
         offset=row.kafka_offset,

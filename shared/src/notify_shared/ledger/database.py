@@ -10,10 +10,12 @@ import sqlite3
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
@@ -128,3 +130,17 @@ def _configure_sqlite(engine: sa.Engine, busy_timeout_ms: int) -> None:
             # that read first and writes later gets SQLITE_BUSY without waiting if another writer committed
             # in between.
             connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def utc_from_db(moment: datetime) -> datetime:
+    """A time read back from the database as aware UTC: SQLite keeps no offset, and only UTC is ever written."""
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def insert_ignoring_conflicts(table: sa.Table, dialect_name: str) -> sa.Insert:
+    """INSERT … ON CONFLICT DO NOTHING into `table`: the atomic "create if absent", in each dialect's own form."""
+    if dialect_name == "postgresql":
+        return postgresql.insert(table).on_conflict_do_nothing()
+    if dialect_name == "sqlite":
+        return sqlite.insert(table).on_conflict_do_nothing()
+    raise NotImplementedError(f"runs on SQLite or PostgreSQL, not {dialect_name}")

@@ -22,10 +22,15 @@ from types import TracebackType
 from typing import Any, Self, TypeVar
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from notify_shared.ledger.database import create_engine, create_schema, read_transaction
+from notify_shared.ledger.database import (
+    create_engine,
+    create_schema,
+    insert_ignoring_conflicts,
+    read_transaction,
+    utc_from_db,
+)
 from notify_shared.ledger.keys import DeliveryKey, notification_id_for
 from notify_shared.ledger.provider_reports import REPORTED_STATUSES, ProviderReportResult, ReportOutcome
 from notify_shared.ledger.retry_queue import QueuedNotification
@@ -163,7 +168,7 @@ class DeliveryLedger:
         self._engine = engine
         self._clock = clock
         self._lease = timedelta(seconds=lease_seconds)
-        self._insert_if_new = _insert_ignoring_conflicts(engine.dialect.name)
+        self._insert_if_new = insert_ignoring_conflicts(deliveries, engine.dialect.name)
         self._owns_engine = False
 
     @classmethod
@@ -255,18 +260,13 @@ class DeliveryLedger:
         language: str | None = None,
         release_retry: bool = False,
         only_in_progress: bool = False,
-        then_queue: QueuedNotification | None = None,
     ) -> bool:
         """Set the notification's status and append it to its history, in one transaction; True when recorded.
-
-        See `record_and_queue` for `then_queue`.
 
         With `release_retry`, the notification's entry in the retry queue is deleted in the same transaction,
         so a retry that ends (sent, failed, expired) can never be tried again. With `only_in_progress`, a
         notification that is already final is left as it is and False is returned: a sender whose claim passed
-        on to another must not overwrite what that one recorded. `then_queue` creates another notification
-        (the fallback on the other channel) as `queued` with its retry due, in the same transaction, unless its
-        key exists already; so it cannot be lost between the two.
+        on to another must not overwrite what that one recorded.
 
         `reason` (a short machine code) and `detail` (short, no personal data) describe this status and
         replace the previous ones; `provider`, `provider_message_id`, `segments` and `language` are kept when
@@ -284,7 +284,6 @@ class DeliveryLedger:
             language=language,
             release_retry=release_retry,
             only_in_progress=only_in_progress,
-            then_queue=then_queue,
         )
         return recorded
 
@@ -303,7 +302,9 @@ class DeliveryLedger:
         only_in_progress: bool = False,
         then_queue: QueuedNotification | None = None,
     ) -> tuple[bool, bool]:
-        """`record`, answering also whether `then_queue` created its notification (False when its key existed)."""
+        """`record`, plus `then_queue`: another notification (the fallback on the other channel) created as
+        `queued` with its retry due, in the same transaction, unless its key exists already, so it cannot be lost
+        between the two. Answers (recorded, whether `then_queue` created its notification)."""
         status = DeliveryStatus(status)
         now = self._now()
         reason, detail = _fit("reason", reason), _fit("detail", detail)
@@ -430,7 +431,7 @@ class DeliveryLedger:
         changes: defaultdict[str, list[StatusChange]] = defaultdict(list)
         for change in change_rows:
             changes[change.notification_id].append(
-                StatusChange(DeliveryStatus(change.status), change.reason, change.detail, _from_db(change.at))
+                StatusChange(DeliveryStatus(change.status), change.reason, change.detail, utc_from_db(change.at))
             )
         return [DeliveryHistory(_delivery_from(row), tuple(changes[row.notification_id])) for row in rows]
 
@@ -645,15 +646,6 @@ class DeliveryLedger:
         return _as_utc(self._clock())
 
 
-def _insert_ignoring_conflicts(dialect_name: str) -> sa.Insert:
-    # INSERT ... ON CONFLICT DO NOTHING is the atomic "create if absent"; each dialect has its own construct.
-    if dialect_name == "postgresql":
-        return postgresql.insert(deliveries).on_conflict_do_nothing()
-    if dialect_name == "sqlite":
-        return sqlite.insert(deliveries).on_conflict_do_nothing()
-    raise NotImplementedError(f"the delivery ledger runs on SQLite or PostgreSQL, not {dialect_name}")
-
-
 def _change(notification_id: str, status: DeliveryStatus, reason: str | None, at: datetime) -> dict[str, Any]:
     return {
         "notification_id": notification_id,
@@ -684,11 +676,6 @@ def _as_utc(moment: datetime) -> datetime:
     return moment.astimezone(UTC)
 
 
-def _from_db(moment: datetime) -> datetime:
-    # SQLite keeps no offset; the ledger writes only UTC, so a naive value read back is UTC.
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-
-
 def _delivery_from(row: sa.Row[Any]) -> DeliveryRecord:
     return DeliveryRecord(
         notification_id=row.notification_id,
@@ -706,6 +693,6 @@ def _delivery_from(row: sa.Row[Any]) -> DeliveryRecord:
         provider_message_id=row.provider_message_id,
         attempts=row.attempts,
         segments=row.segments,
-        created_at=_from_db(row.created_at),
-        updated_at=_from_db(row.updated_at),
+        created_at=utc_from_db(row.created_at),
+        updated_at=utc_from_db(row.updated_at),
     )

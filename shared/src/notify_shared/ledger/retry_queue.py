@@ -21,7 +21,7 @@ from datetime import UTC, datetime, timedelta
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from notify_shared.ledger.database import read_transaction
+from notify_shared.ledger.database import read_transaction, utc_from_db
 from notify_shared.ledger.keys import DeliveryKey
 from notify_shared.ledger.status import DeliveryStatus
 from notify_shared.ledger.tables import REASON_LENGTH, deliveries, delivery_retries, delivery_status_history
@@ -131,7 +131,7 @@ class RetryQueue:
                 .where(delivery_retries.c.notification_id.in_([row.notification_id for row in rows]))
                 .values(claimed_by=owner, claimed_until=now + self._lease)
             )
-        return [DueRetry(row.notification_id, row.attempt, row.job, _from_db(row.due_at)) for row in rows]
+        return [DueRetry(row.notification_id, row.attempt, row.job, utc_from_db(row.due_at)) for row in rows]
 
     async def renew(self, notification_id: str, *, owner: str) -> bool:
         """Extend `owner`'s claim just before it sends; False when the claim has passed on (do not send)."""
@@ -163,7 +163,7 @@ class RetryQueue:
         ready_at = sa.func.coalesce(delivery_retries.c.claimed_until, delivery_retries.c.due_at)
         async with read_transaction(self._engine) as connection:
             earliest = (await connection.execute(sa.select(sa.func.min(ready_at)))).scalar_one_or_none()
-        return None if earliest is None else _from_db(earliest)
+        return None if earliest is None else utc_from_db(earliest)
 
     async def pending(self) -> int:
         """Retries waiting or being tried, for the metrics."""
@@ -174,8 +174,3 @@ class RetryQueue:
 
     def _now(self) -> datetime:
         return self._clock().astimezone(UTC)
-
-
-def _from_db(moment: datetime) -> datetime:
-    # SQLite keeps no offset; only UTC is written, so a naive value read back is UTC.
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
