@@ -21,6 +21,8 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from notify_shared.ledger import create_schema
+
 metadata = sa.MetaData()
 
 
@@ -147,8 +149,8 @@ class DigestStore:
         return self._engine
 
     async def create_schema(self) -> None:
-        async with self._engine.begin() as connection:
-            await connection.run_sync(metadata.create_all)
+        # The shared helper takes the schema lock, so replicas starting together on a new database do not race.
+        await create_schema(self._engine, metadata)
 
     # --- intake ---
 

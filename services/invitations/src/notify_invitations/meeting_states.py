@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from notify_shared.contract import Meeting, MeetingCancelled, MeetingCreated, MeetingUpdated
+from notify_shared.ledger import create_schema
 
 MeetingEvent = MeetingCreated | MeetingUpdated | MeetingCancelled
 
@@ -88,8 +89,8 @@ class MeetingStateStore:
         self._engine = engine
 
     async def create_schema(self) -> None:
-        async with self._engine.begin() as connection:
-            await connection.run_sync(metadata.create_all)
+        # The shared helper takes the schema lock, so replicas starting together on a new database do not race.
+        await create_schema(self._engine, metadata)
 
     async def decide(self, event: MeetingEvent) -> MeetingDecision:
         """Decide what `event` means, remember it, and return the same answer for the same event id forever."""
@@ -128,7 +129,10 @@ class MeetingStateStore:
     async def _new_decision(self, connection: AsyncConnection, event: MeetingEvent) -> MeetingDecision:
         meeting = event.data.meeting
         state = (
-            await connection.execute(sa.select(meeting_states).where(meeting_states.c.meeting_id == meeting.meeting_id))
+            await connection.execute(
+                # Locked on PostgreSQL: events of one meeting arrive on three topics and may be handled at once.
+                sa.select(meeting_states).where(meeting_states.c.meeting_id == meeting.meeting_id).with_for_update()
+            )
         ).one_or_none()
         eligible = _eligible_ids(event)
         if state is None:

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
 from notify_invitations.meeting_states import DecisionKind, MeetingDecision, MeetingEvent
-from notify_shared.calendar_invites import CalendarMethod, build_meeting_calendar, calendar_attachment
+from notify_shared.calendar_invites import CalendarMethod, MeetingCalendar, calendar_attachment
 from notify_shared.channels import Attachment
 from notify_shared.contract import Channel, MeetingCancellation, Recipient
 from notify_shared.delivery import PlannedNotification, SourceEventRef
@@ -46,6 +45,7 @@ def plan_notifications(
     data = event.data
     source = SourceEventRef(id=event.id, type=event.type, time=event.time)
     note = data.cancellation_note if isinstance(data, MeetingCancellation) else None
+    calendars = _Calendars(event, decision, context)
     plans: list[PlannedNotification] = []
     for guardian in data.recipients:
         template = _template_for(decision, guardian)
@@ -68,7 +68,7 @@ def plan_notifications(
                     channel=channel,
                     template=template,
                     context=template_context,
-                    attachments=tuple(_calendar_for(event, decision, guardian, template=template, context=context)),
+                    attachments=calendars.for_guardian(guardian, template),
                     # Nothing about a meeting goes out once it has started, retries included.
                     not_after=data.meeting.starts_at,
                 )
@@ -76,26 +76,33 @@ def plan_notifications(
     return plans
 
 
-def _calendar_for(
-    event: MeetingEvent,
-    decision: MeetingDecision,
-    guardian: Recipient,
-    *,
-    template: str,
-    context: PlanningContext,
-) -> Iterable[Attachment]:
-    # Every plan of a guardian with an address carries the calendar file, SMS ones too: if the SMS fails and
-    # goes by email instead, that email is the invitation with its .ics, not a copy without it.
-    if not guardian.may_receive_routine_notifications or guardian.contact_problem(Channel.EMAIL) is not None:
-        return
-    method = CalendarMethod.CANCEL if template == CANCELLATION else CalendarMethod.REQUEST
-    ics = build_meeting_calendar(
-        school=event.data.school,
-        meeting=event.data.meeting,
-        guardian=guardian,
-        organizer_email=context.organizer_email,
-        method=method,
-        sequence=decision.sequence,
-        stamp=context.stamp,
-    )
-    yield calendar_attachment(ics, method)
+class _Calendars:
+    """The event's calendar files: built once per method, then addressed to each guardian."""
+
+    def __init__(self, event: MeetingEvent, decision: MeetingDecision, context: PlanningContext) -> None:
+        self._event = event
+        self._decision = decision
+        self._context = context
+        self._built: dict[CalendarMethod, MeetingCalendar] = {}
+
+    def for_guardian(self, guardian: Recipient, template: str) -> tuple[Attachment, ...]:
+        # Every plan of a guardian with an address carries the calendar file, SMS ones too: if the SMS fails and
+        # goes by email instead, that email is the invitation with its .ics, not a copy without it.
+        if not guardian.may_receive_routine_notifications or guardian.contact_problem(Channel.EMAIL) is not None:
+            return ()
+        method = CalendarMethod.CANCEL if template == CANCELLATION else CalendarMethod.REQUEST
+        return (calendar_attachment(self._calendar(method).for_guardian(guardian), method),)
+
+    def _calendar(self, method: CalendarMethod) -> MeetingCalendar:
+        calendar = self._built.get(method)
+        if calendar is None:
+            data = self._event.data
+            calendar = self._built[method] = MeetingCalendar(
+                school=data.school,
+                meeting=data.meeting,
+                organizer_email=self._context.organizer_email,
+                method=method,
+                sequence=self._decision.sequence,
+                stamp=self._context.stamp,
+            )
+        return calendar

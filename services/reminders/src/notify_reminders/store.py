@@ -18,6 +18,8 @@ from enum import StrEnum
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from notify_shared.ledger import create_schema
+
 metadata = sa.MetaData()
 
 
@@ -134,8 +136,8 @@ class ReminderStore:
         self._engine = engine
 
     async def create_schema(self) -> None:
-        async with self._engine.begin() as connection:
-            await connection.run_sync(metadata.create_all)
+        # The shared helper takes the schema lock, so replicas starting together on a new database do not race.
+        await create_schema(self._engine, metadata)
 
     # --- used while applying a meeting event (all in the caller's transaction) ---
 

@@ -88,6 +88,7 @@ class DeliveryOutcome:
 
 
 _T = TypeVar("_T")
+_RenderKey = tuple[str, str, str, int]
 
 RetryListener = Callable[[datetime], Awaitable[None]]
 """Told the due time of every retry scheduled, so the retry worker can wake up in time."""
@@ -142,10 +143,18 @@ class Dispatcher:
         Raises (so the event is read again) on ledger or Kafka failure, and with `NotificationInFlightError`
         when a claim is held by a sender that may have crashed; every other plan has been delivered by then.
         """
-        return await finish_all(self._bounded(self.deliver(plan)) for plan in plans)
+        # A guardian's email and SMS plans share their template and context: render them once. The plans live
+        # until this call returns, so the context's id cannot be reused by another while the memo exists.
+        renders: dict[_RenderKey, RenderedNotification] = {}
+        return await finish_all(self._bounded(self._deliver(plan, renders)) for plan in plans)
 
     async def deliver(self, plan: PlannedNotification) -> DeliveryOutcome:
         """Deliver one plan without taking a concurrency slot."""
+        return await self._deliver(plan, {})
+
+    async def _deliver(
+        self, plan: PlannedNotification, renders: dict[_RenderKey, RenderedNotification]
+    ) -> DeliveryOutcome:
         claim = await self._ledger.begin(
             self._key(plan),
             source_event_type=plan.source.type,
@@ -169,7 +178,7 @@ class Dispatcher:
             return await self._settle(facts, DeliveryStatus.EXPIRED, ExpiryReason.MEETING_STARTED.value)
 
         try:
-            rendered = self._render(plan.template, plan.guardian.language, plan.school.written_standard, plan.context)
+            rendered = self._rendered(plan, renders)
         except Exception:
             # A template bug must fail this one notification visibly, not block the partition.
             logger.exception("rendering %s failed for notification %s", plan.template, claim.notification_id)
@@ -189,6 +198,17 @@ class Dispatcher:
             not_after=plan.not_after,
         )
         return await self._try(job, from_queue=False)
+
+    def _rendered(
+        self, plan: PlannedNotification, renders: dict[_RenderKey, RenderedNotification]
+    ) -> RenderedNotification:
+        key = (plan.template, plan.guardian.language, plan.school.written_standard, id(plan.context))
+        rendered = renders.get(key)
+        if rendered is None:
+            rendered = renders[key] = self._render(
+                plan.template, plan.guardian.language, plan.school.written_standard, plan.context
+            )
+        return rendered
 
     async def retry(self, job: DeliveryJob, *, still_ours: Callable[[], Awaitable[bool]]) -> DeliveryOutcome | None:
         """Try a notification from the retry queue (the retry worker's call). Once a concurrency slot is free,
