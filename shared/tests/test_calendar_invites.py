@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from icalendar import Calendar
+from icalendar import Calendar, Timezone
 
 from notify_shared import samples
 from notify_shared.calendar_invites import CalendarMethod, MeetingCalendar, build_meeting_calendar
@@ -84,6 +84,7 @@ def test_the_time_zone_block_puts_a_meeting_after_the_spring_change_in_summer_ti
     ics = _calendar(datetime(2027, 3, 28, 18, 0, tzinfo=OSLO)).for_guardian(samples.sample_guardian(1))
     parsed = Calendar.from_ical(ics)
     (zone_block,) = parsed.walk("VTIMEZONE")
+    assert isinstance(zone_block, Timezone)
     zone_from_file = zone_block.to_tz(lookup_tzid=False)
     start = _event(ics).decoded("DTSTART").replace(tzinfo=None)
 
