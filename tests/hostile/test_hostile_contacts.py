@@ -8,8 +8,8 @@ from datetime import UTC, datetime
 import pytest
 from hypothesis import given, settings
 
-from notify_shared.channels import OutgoingEmail, build_message
-from notify_shared.channels.mime import POLICY, parse_single_address
+from notify_shared.channels import OutgoingEmail
+from notify_shared.channels.mime import compose_message, parse_single_address
 from notify_shared.contract import Channel, ContactProblem, Recipient
 from notify_shared.contract.contacts import normalise_email, normalise_phone
 
@@ -27,7 +27,7 @@ def test_an_address_the_contract_accepts_is_one_the_email_builder_sends_to_uncha
     outgoing = OutgoingEmail(
         to=normalised, subject="Hei", text="Hei", html="", sender="no-reply@bjolsen.example.no", notification_id="n-1"
     )
-    parsed = parse_wire(build_message(outgoing, now=datetime(2026, 1, 1, tzinfo=UTC)).as_bytes(policy=POLICY))
+    parsed = parse_wire(compose_message(outgoing, now=datetime(2026, 1, 1, tzinfo=UTC)).data)
     assert len(parsed.get_all("To") or []) == 1
     (address,) = parsed["To"].addresses
     assert address.addr_spec == normalised

@@ -29,8 +29,8 @@ from hypothesis import strategies as st
 from icalendar import Calendar
 
 from notify_shared.calendar_invites import CalendarMethod, build_meeting_calendar, calendar_attachment
-from notify_shared.channels import Attachment, OutgoingEmail, build_message
-from notify_shared.channels.mime import POLICY
+from notify_shared.channels import Attachment, OutgoingEmail
+from notify_shared.channels.mime import compose_message
 from notify_shared.contract import (
     INPUT_EVENT_TYPES,
     CloudEvent,
@@ -186,7 +186,7 @@ def _check_email(guardian: Recipient, subject: str, text: str, html: str, attach
         attachments=attachments,
         notification_id="4f0c2a9d7b1e3c5a8d6f0b2e4a",
     )
-    wire = build_message(outgoing, now=datetime(2026, 11, 20, 8, 0, tzinfo=UTC)).as_bytes(policy=POLICY)
+    wire = compose_message(outgoing, now=datetime(2026, 11, 20, 8, 0, tzinfo=UTC)).data
     assert wire.isascii(), "headers are RFC 2047-encoded and parts quoted-printable or base64"
     assert max(len(line) for line in wire.split(b"\r\n")) <= 998, "RFC 5322 line limit"
     parsed = parse_wire(wire)

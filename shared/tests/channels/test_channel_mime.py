@@ -12,7 +12,7 @@ from email.message import EmailMessage
 import pytest
 
 from notify_shared.channels import Attachment, OutgoingEmail, build_message
-from notify_shared.channels.mime import POLICY
+from notify_shared.channels.mime import compose_message
 from notify_shared.channels.tokens import safe_token
 
 MakeEmail = Callable[..., OutgoingEmail]
@@ -20,7 +20,7 @@ MakeEmail = Callable[..., OutgoingEmail]
 
 def round_trip(outgoing: OutgoingEmail) -> tuple[bytes, EmailMessage]:
     """The bytes a server would receive, and what a mail client parses from them."""
-    wire = build_message(outgoing, now=datetime(2025, 9, 1, 8, 0, tzinfo=UTC)).as_bytes(policy=POLICY)
+    wire = compose_message(outgoing, now=datetime(2025, 9, 1, 8, 0, tzinfo=UTC)).data
     return wire, email.message_from_bytes(wire, policy=email.policy.default)
 
 
@@ -159,3 +159,60 @@ def test_any_notification_id_becomes_a_safe_distinct_token(notification_id: str)
 
 def test_a_uuid_notification_id_is_kept_as_it_is() -> None:
     assert safe_token("3f1c9a7e-4b2d-4c8e-9f10-2a6b7c8d9e0f") == "3f1c9a7e-4b2d-4c8e-9f10-2a6b7c8d9e0f"
+
+
+def test_the_wire_is_seven_bit_with_crlf_line_ends_and_short_lines(make_invitation: MakeEmail) -> None:
+    invitation = replace(
+        make_invitation(1, to="Åse Ødegård <ase@example.no>", subject="Utviklingssamtale: " + "ærlig og åpen " * 12),
+        text="Første linje\n" + "lang linje med æøå " * 40 + "\nslutt med mellomrom   \n.\n",
+    )
+
+    wire, parsed = round_trip(invitation)
+
+    assert wire.isascii()
+    assert b"\n" not in wire.replace(b"\r\n", b"")
+    assert max(len(line) for line in wire.split(b"\r\n")) <= 78
+    plain = parsed.get_body(preferencelist=("plain",))
+    assert plain is not None
+    assert plain.get_content().splitlines() == invitation.text.splitlines()
+
+
+def test_text_that_looks_like_a_part_boundary_cannot_end_a_part(make_invitation: MakeEmail) -> None:
+    fake = "--=_notify_000000000000000000000000\r\nContent-Type: text/html\r\n\r\n<script>x</script>\r\n"
+    invitation = replace(make_invitation(1), text=fake, html=f"<p>{fake}</p>")
+
+    _, parsed = round_trip(invitation)
+
+    alternative, _ = parsed.iter_parts()
+    assert [part.get_content_type() for part in alternative.iter_parts()] == [
+        "text/plain",
+        "text/html",
+        "text/calendar",
+    ]
+    plain = parsed.get_body(preferencelist=("plain",))
+    assert plain is not None
+    assert plain.get_content().splitlines() == fake.splitlines()
+
+
+def test_a_sender_name_in_any_script_and_a_long_one_read_back_exactly(make_invitation: MakeEmail) -> None:
+    long_name = "Skolevarsel for foreldre og foresatte ved " + "Bjølsen og Sagene skoler " * 3
+    for sender_name in ("Skolevarsel Bjølsen", "مدرسة بيولسن", long_name, 'Skole "Nord", 7B'):
+        invitation = replace(make_invitation(1), sender=f"{_quoted(sender_name)} <post@haugen-skole.no>")
+
+        _, parsed = round_trip(invitation)
+
+        (sender,) = parsed["From"].addresses
+        assert (sender.display_name, sender.addr_spec) == (sender_name.strip(), "post@haugen-skole.no")
+
+
+def test_an_attachment_with_a_name_beyond_ascii_keeps_its_name(make_invitation: MakeEmail) -> None:
+    agenda = Attachment('Møteplan "7B".pdf', "application/pdf", b"%PDF-1.7 agenda")
+
+    _, parsed = round_trip(replace(make_invitation(1), attachments=(agenda,)))
+
+    (attached,) = parsed.iter_attachments()
+    assert attached.get_filename() == 'Møteplan "7B".pdf'
+
+
+def _quoted(display_name: str) -> str:
+    return '"' + display_name.replace("\\", "\\\\").replace('"', '\\"') + '"'

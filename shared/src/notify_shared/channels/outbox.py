@@ -22,7 +22,7 @@ from notify_shared.channels.base import (
     PermanentDeliveryError,
     SmsChannel,
 )
-from notify_shared.channels.mime import POLICY, build_message
+from notify_shared.channels.mime import compose_message
 from notify_shared.channels.tokens import safe_token
 
 
@@ -52,7 +52,7 @@ class FileOutbox(EmailChannel, SmsChannel):
     async def send_email(self, message: OutgoingEmail) -> DeliveryReceipt:
         """Write the email; the receipt's `provider_message_id` is the file's path relative to the outbox."""
         try:
-            data = build_message(message, now=self._clock()).as_bytes(policy=POLICY)
+            data = compose_message(message, now=self._clock()).data
         except ValueError:
             raise PermanentDeliveryError("invalid_address") from None
         path = self.email_directory / f"{safe_token(message.notification_id)}.eml"

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import ssl
-from email.message import EmailMessage
 from pathlib import Path
 from typing import Literal
 
@@ -19,7 +18,7 @@ from notify_shared.channels.base import (
     PermanentDeliveryError,
     TransientDeliveryError,
 )
-from notify_shared.channels.mime import build_message, parse_single_address
+from notify_shared.channels.mime import compose_message, parse_single_address
 from notify_shared.channels.smtp_pool import SmtpConnectionPool
 
 logger = logging.getLogger(__name__)
@@ -80,26 +79,25 @@ class SmtpEmailChannel(EmailChannel):
     async def send_email(self, message: OutgoingEmail) -> DeliveryReceipt:
         """Send one email; the receipt's `provider_message_id` is the Message-ID header."""
         try:
-            mime = build_message(message)
-            recipient = parse_single_address(message.to).addr_spec
-            sender = self._envelope_sender or parse_single_address(message.sender).addr_spec
+            composed = compose_message(message)
         except ValueError:
             raise PermanentDeliveryError("invalid_address") from None
-        await self._transact(mime, sender, recipient, message.notification_id)
+        sender = self._envelope_sender or composed.sender.addr_spec
+        await self._transact(composed.data, sender, composed.recipient.addr_spec, message.notification_id)
         logger.debug("notification %s accepted by the SMTP server", message.notification_id)
-        return DeliveryReceipt(provider=self.name, provider_message_id=str(mime["Message-ID"]))
+        return DeliveryReceipt(provider=self.name, provider_message_id=composed.message_id)
 
     async def aclose(self) -> None:
         """Let sends in flight finish, then QUIT every session."""
         await self._pool.aclose()
 
-    async def _transact(self, mime: EmailMessage, sender: str, recipient: str, notification_id: str) -> None:
+    async def _transact(self, data: bytes, sender: str, recipient: str, notification_id: str) -> None:
         for attempt in (1, 2):
             verified = True
             try:
                 async with self._pool.lease() as lease:
                     verified = lease.verified
-                    await lease.client.send_message(mime, sender=sender, recipients=[recipient])
+                    await lease.client.sendmail(sender, [recipient], data)
                 return
             except _SMTP_FAILURES as error:
                 # An unprobed reused session that fails this way was almost surely closed by the server while
