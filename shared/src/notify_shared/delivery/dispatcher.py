@@ -36,7 +36,15 @@ from notify_shared.delivery.job import DeliveryJob
 from notify_shared.delivery.plan import PlannedNotification, SourceEventRef
 from notify_shared.delivery.retry import Backoff
 from notify_shared.delivery.status_sink import StatusSink
-from notify_shared.ledger import DeliveryKey, DeliveryLedger, DeliveryStatus, QueuedNotification, RetryQueue
+from notify_shared.ledger import (
+    Claim,
+    ClaimRequest,
+    DeliveryKey,
+    DeliveryLedger,
+    DeliveryStatus,
+    QueuedNotification,
+    RetryQueue,
+)
 from notify_shared.ledger.keys import notification_id_for
 from notify_shared.rendering import RenderedNotification
 
@@ -146,21 +154,33 @@ class Dispatcher:
         # A guardian's email and SMS plans share their template and context: render them once. The plans live
         # until this call returns, so the context's id cannot be reused by another while the memo exists.
         renders: dict[_RenderKey, RenderedNotification] = {}
-        return await finish_all(self._bounded(self._deliver(plan, renders)) for plan in plans)
+        outcomes: list[DeliveryOutcome] = []
+        failures: list[BaseException] = []
+        # Claimed together, in one transaction per chunk rather than one per notification; a chunk is small
+        # enough to be sent well within the claims' lease. A failure in one chunk does not stop the next.
+        chunk_size = 4 * self.concurrency
+        for start in range(0, len(plans), chunk_size):
+            chunk = plans[start : start + chunk_size]
+            claims = await self._ledger.begin_many([self._claim_request(plan) for plan in chunk])
+            try:
+                outcomes += await finish_all(
+                    self._bounded(self._deliver(plan, claim, renders))
+                    for plan, claim in zip(chunk, claims, strict=True)
+                )
+            except Exception as failure:
+                failures.append(failure)
+        if failures:
+            raise failures[0]
+        return outcomes
 
     async def deliver(self, plan: PlannedNotification) -> DeliveryOutcome:
         """Deliver one plan without taking a concurrency slot."""
-        return await self._deliver(plan, {})
+        (claim,) = await self._ledger.begin_many([self._claim_request(plan)])
+        return await self._deliver(plan, claim, {})
 
     async def _deliver(
-        self, plan: PlannedNotification, renders: dict[_RenderKey, RenderedNotification]
+        self, plan: PlannedNotification, claim: Claim, renders: dict[_RenderKey, RenderedNotification]
     ) -> DeliveryOutcome:
-        claim = await self._ledger.begin(
-            self._key(plan),
-            source_event_type=plan.source.type,
-            school_id=plan.school.id,
-            language=plan.guardian.language,
-        )
         if claim.in_flight:
             raise NotificationInFlightError(claim.notification_id)
         if not claim.should_send:
@@ -233,9 +253,7 @@ class Dispatcher:
 
         Claimed like any other, so a redelivered decision does not report twice.
         """
-        claim = await self._ledger.begin(
-            self._key(plan), source_event_type=plan.source.type, school_id=plan.school.id, language=None
-        )
+        (claim,) = await self._ledger.begin_many([self._claim_request(plan, stored_language=False)])
         if not claim.should_send:
             assert claim.previous_status is not None
             return DeliveryOutcome(claim.notification_id, claim.previous_status, already_recorded=True)
@@ -390,6 +408,14 @@ class Dispatcher:
         )
         if self._retry_listener is not None:
             await self._retry_listener(queued.due_at)
+
+    def _claim_request(self, plan: PlannedNotification, *, stored_language: bool = True) -> ClaimRequest:
+        return ClaimRequest(
+            self._key(plan),
+            source_event_type=plan.source.type,
+            school_id=plan.school.id,
+            language=plan.guardian.language if stored_language else None,
+        )
 
     @staticmethod
     def _key(plan: PlannedNotification) -> DeliveryKey:

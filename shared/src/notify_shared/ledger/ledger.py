@@ -31,6 +31,7 @@ from notify_shared.ledger.database import (
     read_transaction,
     utc_from_db,
 )
+from notify_shared.ledger.group_commit import GroupCommit
 from notify_shared.ledger.keys import DeliveryKey, notification_id_for
 from notify_shared.ledger.provider_reports import REPORTED_STATUSES, ProviderReportResult, ReportOutcome
 from notify_shared.ledger.retry_queue import QueuedNotification
@@ -96,6 +97,21 @@ class Claim:
     def awaiting_retry(self) -> bool:
         """It waits in the durable retry queue, whose worker will send it: nothing for this caller to do."""
         return not self.should_send and self.previous_status is DeliveryStatus.QUEUED
+
+
+@dataclass(frozen=True)
+class _RecordRequest:
+    """One `record_and_queue` call, waiting for its transaction."""
+
+    notification_id: str
+    status: DeliveryStatus
+    reason: str | None
+    detail: str | None
+    kept_when_none: dict[str, Any]
+    release_retry: bool
+    only_in_progress: bool
+    then_queue: QueuedNotification | None
+    at: datetime
 
 
 @dataclass(frozen=True)
@@ -170,6 +186,8 @@ class DeliveryLedger:
         self._lease = timedelta(seconds=lease_seconds)
         self._insert_if_new = insert_ignoring_conflicts(deliveries, engine.dialect.name)
         self._owns_engine = False
+        # Outcomes recorded by concurrent sends share transactions (see group_commit).
+        self._records = GroupCommit(engine, self._apply_record, item_errors=(UnknownNotificationError,))
 
     @classmethod
     async def connect(
@@ -305,49 +323,64 @@ class DeliveryLedger:
         """`record`, plus `then_queue`: another notification (the fallback on the other channel) created as
         `queued` with its retry due, in the same transaction, unless its key exists already, so it cannot be lost
         between the two. Answers (recorded, whether `then_queue` created its notification)."""
-        status = DeliveryStatus(status)
-        now = self._now()
-        reason, detail = _fit("reason", reason), _fit("detail", detail)
+        return await self._records.submit(
+            _RecordRequest(
+                notification_id=notification_id,
+                status=DeliveryStatus(status),
+                reason=_fit("reason", reason),
+                detail=_fit("detail", detail),
+                kept_when_none={
+                    "provider": _fit("provider", provider),
+                    "provider_message_id": _fit("provider_message_id", provider_message_id),
+                    "segments": segments,
+                    "language": _fit("language", language),
+                },
+                release_retry=release_retry,
+                only_in_progress=only_in_progress,
+                then_queue=then_queue,
+                at=self._now(),
+            )
+        )
+
+    async def _apply_record(self, connection: AsyncConnection, request: _RecordRequest) -> tuple[bool, bool]:
+        notification_id, status, now = request.notification_id, request.status, request.at
         values: dict[str, Any] = {
             "status": status.value,
-            "reason": reason,
-            "detail": detail,
+            "reason": request.reason,
+            "detail": request.detail,
             "updated_at": now,
         }
         if status is DeliveryStatus.SENDING:
             values["attempts"] = deliveries.c.attempts + 1
-        kept_when_none = {
-            "provider": _fit("provider", provider),
-            "provider_message_id": _fit("provider_message_id", provider_message_id),
-            "segments": segments,
-            "language": _fit("language", language),
-        }
-        values.update({name: value for name, value in kept_when_none.items() if value is not None})
+        values.update({name: value for name, value in request.kept_when_none.items() if value is not None})
 
         condition = deliveries.c.notification_id == notification_id
-        if only_in_progress:
+        if request.only_in_progress:
             condition = sa.and_(condition, deliveries.c.status.in_([s.value for s in IN_PROGRESS_STATUSES]))
-        async with self._engine.begin() as connection:
-            updated = await connection.execute(
-                sa.update(deliveries).where(condition).values(values).returning(deliveries.c.notification_id)
+        updated = await connection.execute(
+            sa.update(deliveries).where(condition).values(values).returning(deliveries.c.notification_id)
+        )
+        if updated.first() is None:
+            exists = await connection.execute(
+                sa.select(deliveries.c.notification_id).where(deliveries.c.notification_id == notification_id)
             )
-            if updated.first() is None:
-                exists = await connection.execute(
-                    sa.select(deliveries.c.notification_id).where(deliveries.c.notification_id == notification_id)
-                )
-                if only_in_progress and exists.first() is not None:
-                    return False, False
-                raise UnknownNotificationError(notification_id)
+            if request.only_in_progress and exists.first() is not None:
+                return False, False
+            raise UnknownNotificationError(notification_id)
+        await connection.execute(
+            sa.insert(delivery_status_history).values(
+                notification_id=notification_id,
+                status=status.value,
+                reason=request.reason,
+                detail=request.detail,
+                at=now,
+            )
+        )
+        if request.release_retry:
             await connection.execute(
-                sa.insert(delivery_status_history).values(
-                    notification_id=notification_id, status=status.value, reason=reason, detail=detail, at=now
-                )
+                sa.delete(delivery_retries).where(delivery_retries.c.notification_id == notification_id)
             )
-            if release_retry:
-                await connection.execute(
-                    sa.delete(delivery_retries).where(delivery_retries.c.notification_id == notification_id)
-                )
-            queued = then_queue is not None and await self._queue_new(connection, then_queue, now)
+        queued = request.then_queue is not None and await self._queue_new(connection, request.then_queue, now)
         return True, queued
 
     async def _queue_new(self, connection: AsyncConnection, queued: QueuedNotification, now: datetime) -> bool:
