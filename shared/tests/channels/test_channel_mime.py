@@ -7,12 +7,14 @@ import email.policy
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime
+from email.headerregistry import AddressHeader, HeaderRegistry
 from email.message import EmailMessage
+from typing import cast
 
 import pytest
 
 from notify_shared.channels import Attachment, OutgoingEmail, build_message
-from notify_shared.channels.mime import compose_message
+from notify_shared.channels.mime import compose_message, parse_single_address
 from notify_shared.channels.tokens import safe_token
 
 MakeEmail = Callable[..., OutgoingEmail]
@@ -216,3 +218,32 @@ def test_an_attachment_with_a_name_beyond_ascii_keeps_its_name(make_invitation: 
 
 def _quoted(display_name: str) -> str:
     return '"' + display_name.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "kari@example.no",
+        "o.hansen+skole@sub.example.no",
+        "a!#$%&'*+/=?^_`{|}~-b@example.no",
+        "x@a-b.example.no",
+        ".kari@example.no",
+        "kari..nordmann@example.no",
+        "kari.@example.no",
+        "kari@example",
+        "kari@-example.no",
+    ],
+)
+def test_the_quick_path_for_bare_addresses_agrees_with_the_full_parser(raw: str) -> None:
+    header = HeaderRegistry()("To", raw)
+    addresses = cast(AddressHeader, header).addresses  # the registry's class for "To"; typeshed cannot tell
+    full = addresses[0] if len(addresses) == 1 and not header.defects else None
+    try:
+        quick = parse_single_address(raw)
+    except ValueError:
+        quick = None
+    if full is None or not full.username or not full.domain:
+        assert quick is None
+    else:
+        assert quick is not None
+        assert (quick.username, quick.domain, quick.display_name) == (full.username, full.domain, full.display_name)

@@ -6,6 +6,7 @@ import base64
 import binascii
 import email
 import email.policy
+import re
 import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -26,6 +27,8 @@ POLICY = email.policy.SMTP
 _LINE_LENGTH = 78  # POLICY.max_line_length: RFC 5322's "SHOULD" for header lines
 
 _HEADERS = HeaderRegistry()
+_ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
+_PLAIN_ADDRESS = re.compile(rf"(?P<local>{_ATOM}(?:\.{_ATOM})*)@(?P<domain>[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+)")
 _FALLBACK_DOMAIN = "notify.invalid"
 # Callers may add headers, but not redirect the message or break its structure.
 _RESERVED_HEADERS = frozenset({"from", "to", "cc", "bcc", "sender", "mime-version"})
@@ -223,6 +226,10 @@ def parse_single_address(value: str) -> Address:
     the SMTP policy would otherwise write it as an RFC 2047 encoded word, which is not allowed inside an
     address (`kari@=?utf-8?q?bj=C3=B8lsen?=.no` reaches nobody), and the SMTP envelope would need SMTPUTF8.
     """
+    plain = _PLAIN_ADDRESS.fullmatch(value)
+    if plain is not None:
+        # The common case, a bare ASCII address: what the registry's parser would make of it, without it.
+        return Address(username=plain["local"], domain=plain["domain"])
     header = _HEADERS("To", one_line(value))
     addresses = cast(AddressHeader, header).addresses  # the registry's class for "To"; typeshed cannot tell
     if header.defects or len(addresses) != 1 or not addresses[0].username or not addresses[0].domain:
