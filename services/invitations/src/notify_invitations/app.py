@@ -15,6 +15,7 @@ from notify_invitations.handlers import SERVICE, build_router
 from notify_invitations.runtime import Runtime
 from notify_invitations.settings import InvitationsSettings
 from notify_shared.delivery import Backoff
+from notify_shared.kafka.keyed_concurrency import KeyedConcurrency
 from notify_shared.kafka.service_app import build_service_app
 from notify_shared.logs import configure_logging
 from notify_shared.settings import load_settings
@@ -38,12 +39,14 @@ def create_app(
         description="Meeting invitations, updates and cancellations for school–home collaboration.",
     )
     runtime = Runtime()
+    events = KeyedConcurrency(limit=settings.event_concurrency)
     parts.broker.include_router(
         build_router(
             topics=settings.topics,
             group_id=settings.consumer_group,
             dead_letters=parts.dead_letters,
             runtime=runtime,
+            events=events,
         )
     )
 
@@ -64,8 +67,10 @@ def create_app(
         await runtime.retries.start()
 
     @parts.app.on_shutdown
-    async def stop_retries() -> None:
-        # Before the broker stops: retries in flight finish, are recorded and report their status first.
+    async def finish_in_flight() -> None:
+        # Before the broker stops: events in progress finish and their offsets are committed, then retries in
+        # flight finish; all are recorded and report their status first.
+        await events.close()
         await runtime.stop_retries()
 
     @parts.app.after_shutdown

@@ -33,5 +33,12 @@ class InvitationsSettings(ServiceSettings):
         ge=1,
         le=256,
         validation_alias="INVITATIONS_CONCURRENCY",
-        description="Notifications of one event sent in parallel.",
+        description="Notifications sent in parallel, over all events in progress.",
+    )
+    event_concurrency: int = Field(
+        default=8,
+        ge=1,
+        le=256,
+        validation_alias="INVITATIONS_EVENT_CONCURRENCY",
+        description="Meeting events handled at once; events of one meeting always one after the other.",
     )

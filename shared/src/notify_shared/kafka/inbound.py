@@ -25,7 +25,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Final
 
 from aiokafka import ConsumerRecord
-from faststream.exceptions import AckMessage
+from faststream.exceptions import AckMessage, SkipMessage
 from faststream.message import StreamMessage
 
 from notify_shared.contract import (
@@ -133,9 +133,20 @@ async def parse_record_leniently(record: ConsumerRecord[Any, Any], original_pars
     return message
 
 
-def cloudevent_decoder(*, topics: Topics, service: str, dead_letters: DeadLetterSink) -> Decoder:
+def cloudevent_decoder(
+    *,
+    topics: Topics,
+    service: str,
+    dead_letters: DeadLetterSink,
+    on_rejected: Callable[[StreamMessage[Any]], Awaitable[None]] | None = None,
+) -> Decoder:
     """A FastStream decoder that yields the validated event, of the type its topic is named after, or
-    dead-letters the record."""
+    dead-letters the record.
+
+    A dead-lettered record is acknowledged, unless the subscriber commits its own offsets
+    (`notify_shared.kafka.keyed_concurrency`): then `on_rejected` is told of it and the record is skipped, as
+    FastStream's acknowledgement would commit the consumer's whole position, past events still in progress.
+    """
 
     async def decode(message: StreamMessage[Any]) -> CloudEvent:
         record = message.raw_message
@@ -152,6 +163,9 @@ def cloudevent_decoder(*, topics: Topics, service: str, dead_letters: DeadLetter
                 rejection.event_id,
                 rejection.reason,
             )
+            if on_rejected is not None:
+                await on_rejected(message)
+                raise SkipMessage from None
             raise AckMessage from None
 
     return decode

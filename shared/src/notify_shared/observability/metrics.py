@@ -88,10 +88,14 @@ class ServiceMetrics:
                 if not partitions:
                     continue
                 end_offsets = await consumer.end_offsets(partitions)
+                first_offsets: dict[Any, int] | None = None
                 for partition in partitions:
                     committed = await consumer.committed(partition)
-                    if committed is None:  # nothing committed yet by this group: no lag to report
-                        continue
+                    if committed is None:
+                        # Nothing committed yet by this group: it starts from the earliest record, so all of
+                        # them wait (a partition whose first event never finishes must show, not hide).
+                        first_offsets = first_offsets or await consumer.beginning_offsets(partitions)
+                        committed = first_offsets[partition]
                     lag.labels(self.service, partition.topic, str(partition.partition)).set(
                         max(end_offsets[partition] - committed, 0)
                     )
