@@ -53,7 +53,7 @@ import tempfile
 import time
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -255,10 +255,11 @@ class Broker:
 class Sinks:
     """bench/pipeline_sinks.py in a child process: SMTP and SMS sinks with a small control API."""
 
-    def __init__(self, children: Children, work_dir: Path, name: str) -> None:
+    def __init__(self, children: Children, work_dir: Path, name: str, reply_delay: float = 0.0) -> None:
         self._children = children
         self._work_dir = work_dir
         self.name = name
+        self._reply_delay = reply_delay
         self.process: subprocess.Popen[bytes] | None = None
         self.smtp_port = 0
         self.http_port = 0
@@ -272,7 +273,14 @@ class Sinks:
         ready = self._work_dir / f"{self.name}.ready.json"
         ready.unlink(missing_ok=True)
         self.process = self._children.spawn(
-            [sys.executable, str(BENCH / "pipeline_sinks.py"), "--ready-file", str(ready)],
+            [
+                sys.executable,
+                str(BENCH / "pipeline_sinks.py"),
+                "--ready-file",
+                str(ready),
+                "--reply-delay",
+                str(self._reply_delay),
+            ],
             log=self._work_dir / f"{self.name}.log",
         )
         deadline = time.monotonic() + 30
@@ -327,6 +335,8 @@ class Deployment:
     database_url: str
     sinks: Sinks
     work_dir: Path
+    overrides: Mapping[str, str] = field(default_factory=dict)
+    """Service settings given with --set, on top of the defaults."""
 
 
 class ServiceInstance:
@@ -352,7 +362,7 @@ class ServiceInstance:
             "HTTP_HOST": "127.0.0.1",
             "HTTP_PORT": str(self.http_port),
             "LOG_LEVEL": "INFO",
-        }
+        } | dict(deployment.overrides)
         self._env = inherited | self.settings
         self.process: subprocess.Popen[bytes] | None = None
         self.ready_figures: ProcFigures | None = None
@@ -877,6 +887,8 @@ class Options:
     profile_rate: int
     timeout: float
     stall: float
+    settings: dict[str, str] = field(default_factory=dict)
+    provider_latency: float = 0.0
 
 
 @asynccontextmanager
@@ -953,9 +965,9 @@ async def drain(
             arguments = ("kafka", "--bootstrap", broker.bootstrap, "--topic", topic, "--expected", str(size))
             figures["kafka_ceiling"] = await probe(children, work_dir, f"kafka-{size}", *arguments, within=600)
     async with database(options, work_dir, f"invitations-{size}") as url:
-        sinks = Sinks(children, work_dir, f"sinks-{size}")
+        sinks = Sinks(children, work_dir, f"sinks-{size}", options.provider_latency)
         await sinks.start()
-        deployment = Deployment(broker.bootstrap, topics, group, url, sinks, work_dir)
+        deployment = Deployment(broker.bootstrap, topics, group, url, sinks, work_dir, options.settings)
         services = [ServiceInstance(children, deployment, f"service-{size}-{n + 1}") for n in range(options.replicas)]
         profiler = Profiler(children, work_dir, options.profile_rate) if options.profile == "py-spy" else None
         before = {"sinks": sinks.proc(), "broker": broker.proc()}
@@ -1058,9 +1070,11 @@ async def paced(
     topics = await fresh_topics(broker.bootstrap, options.partitions)
     group = f"bench-paced-{uuid.uuid4().hex[:8]}"
     async with database(options, work_dir, "invitations-paced") as url:
-        sinks = Sinks(children, work_dir, "sinks-paced")
+        sinks = Sinks(children, work_dir, "sinks-paced", options.provider_latency)
         await sinks.start()
-        service = ServiceInstance(children, Deployment(broker.bootstrap, topics, group, url, sinks, work_dir), "paced")
+        service = ServiceInstance(
+            children, Deployment(broker.bootstrap, topics, group, url, sinks, work_dir, options.settings), "paced"
+        )
         service.start()
         await service.wait_ready()
         # Publish only once the service holds its partitions, so no event waits for the group to form.
@@ -1493,6 +1507,20 @@ def parse_options(argv: Sequence[str]) -> tuple[Options, argparse.Namespace]:
     parser.add_argument("--profile-rate", type=int, default=100, help="py-spy samples per second (100)")
     parser.add_argument("--timeout", type=float, default=3600.0, help="longest drain, in seconds (3600)")
     parser.add_argument("--stall", type=float, default=120.0, help="give up after this long with no progress (120)")
+    parser.add_argument(
+        "--provider-latency",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="the sinks wait this long before accepting each message, like a remote provider (0; not the ceilings)",
+    )
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a service setting other than its default, e.g. INVITATIONS_EVENT_CONCURRENCY=1 (repeatable)",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the work dir (logs, databases, profiles)")
     parser.add_argument("--json", type=Path, help="where to write all figures (default: a file in /tmp)")
     args = parser.parse_args(argv)
@@ -1519,7 +1547,12 @@ def parse_options(argv: Sequence[str]) -> tuple[Options, argparse.Namespace]:
         profile_rate=args.profile_rate,
         timeout=args.timeout,
         stall=args.stall,
+        settings=dict(setting.partition("=")[::2] for setting in args.set),
+        provider_latency=args.provider_latency,
     )
+    harness_owned = ("KAFKA_", "TOPIC_PREFIX", "DATABASE_URL")
+    if any(not name or name.upper().startswith(harness_owned) for name in options.settings):
+        parser.error("--set takes NAME=VALUE for a service setting; Kafka, topics and database are the harness's")
     return options, args
 
 
@@ -1535,8 +1568,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "calibration_ms_at_start": calibration_ms(),
         "machine": machine(),
         "options": asdict(options) | {"database_url": "postgresql" if options.database_url else "sqlite"},
-        "service_settings": "defaults (INVITATIONS_CONCURRENCY 16, SMTP_POOL_SIZE 4, production retry settings), "
-        "LOG_LEVEL INFO; only the Kafka, database and delivery endpoints are set",
+        "service_settings": "defaults (INVITATIONS_CONCURRENCY 16, INVITATIONS_EVENT_CONCURRENCY 8, SMTP_POOL_SIZE 4, "
+        "production retry settings), LOG_LEVEL INFO; only the Kafka, database and delivery endpoints are set, and "
+        "any --set: " + (", ".join(f"{name}={value}" for name, value in options.settings.items()) or "none"),
         "definitions": DEFINITIONS,
         "runs": [],
     }

@@ -70,20 +70,23 @@ class Records:
 class SmtpHandler:
     """aiosmtpd's handler: accept every message, note its Message-ID (the notification id) and the time."""
 
-    def __init__(self, records: Records) -> None:
+    def __init__(self, records: Records, reply_delay: float) -> None:
         self._records = records
+        self._reply_delay = reply_delay
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:  # noqa: N802 - aiosmtpd's hook
         content = envelope.original_content or b""
         head_end = content.find(b"\r\n\r\n")
         found = _MESSAGE_ID.search(content, 0, head_end if head_end >= 0 else len(content))
         key = found.group(1).decode("ascii", "replace").strip("<>").split("@")[0] if found else "<none>"
+        if self._reply_delay:
+            await asyncio.sleep(self._reply_delay)  # a provider that takes its time to accept
         self._records.smtp.append((time.time(), key))
         self._records.smtp_bytes += len(content)
         return "250 OK"
 
 
-def sms_app(records: Records) -> Callable[[Scope, Receive, Send], Awaitable[None]]:
+def sms_app(records: Records, reply_delay: float) -> Callable[[Scope, Receive, Send], Awaitable[None]]:
     """The SMS webhook and the control routes as one raw ASGI app (no framework: every microsecond here is one
     the ceiling loses)."""
     sent = 0
@@ -106,6 +109,8 @@ def sms_app(records: Records) -> Callable[[Scope, Receive, Send], Awaitable[None
         path = scope["path"]
         if scope["method"] == "POST" and path == "/sms":
             key = next((value.decode() for name, value in scope["headers"] if name == b"idempotency-key"), "<none>")
+            if reply_delay:
+                await asyncio.sleep(reply_delay)
             records.sms.append((time.time(), key))
             records.sms_bytes += sum(len(chunk) for chunk in chunks)
             sent += 1
@@ -131,10 +136,10 @@ def _listening_socket() -> socket.socket:
     return sock
 
 
-async def serve(ready_file: Path) -> None:
+async def serve(ready_file: Path, reply_delay: float) -> None:
     records = Records()
     loop = asyncio.get_running_loop()
-    handler = SmtpHandler(records)
+    handler = SmtpHandler(records, reply_delay)
     # A fixed hostname: without one aiosmtpd calls socket.getfqdn() for every connection.
     smtp_server = await loop.create_server(
         lambda: SMTP(handler, hostname="bench-sink.invalid", ident="bench-sink"), host="127.0.0.1", port=0
@@ -143,7 +148,7 @@ async def serve(ready_file: Path) -> None:
     http_socket = _listening_socket()
     http_port = http_socket.getsockname()[1]
     config = uvicorn.Config(
-        sms_app(records),
+        sms_app(records, reply_delay),
         http="h11",
         lifespan="off",
         access_log=False,
@@ -174,9 +179,12 @@ async def serve(ready_file: Path) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--ready-file", type=Path, required=True, help="where to write the ports once listening")
+    parser.add_argument(
+        "--reply-delay", type=float, default=0.0, help="seconds each sink waits before accepting a message (0)"
+    )
     args = parser.parse_args()
     logging.getLogger("mail.log").setLevel(logging.WARNING)  # aiosmtpd logs every session at INFO
-    asyncio.run(serve(args.ready_file))
+    asyncio.run(serve(args.ready_file, args.reply_delay))
 
 
 if __name__ == "__main__":

@@ -53,7 +53,11 @@ def create_engine(url: str, *, sqlite_busy_timeout_ms: int = SQLITE_BUSY_TIMEOUT
         # pre_ping: a pooled connection that died in a database restart is replaced instead of failing a send.
         return create_async_engine(parsed, pool_pre_ping=True)
     _create_sqlite_directory(parsed)
-    engine = create_async_engine(parsed)
+    # One connection: SQLite has one writer anyway, and connections of one process competing for its lock
+    # lose time in SQLite's busy handler, which sleeps in growing steps (measured: more events at once made
+    # the invitations service no faster). With one connection, transactions queue in asyncio and run back to
+    # back. Other processes on the same file still wait through the busy timeout.
+    engine = create_async_engine(parsed, pool_size=1, max_overflow=0)
     _configure_sqlite(engine.sync_engine, sqlite_busy_timeout_ms)
     return engine
 
