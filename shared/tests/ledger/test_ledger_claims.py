@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -243,3 +244,45 @@ async def test_a_clock_without_time_zone_is_refused(database_url: str) -> None:
             await claim(ledger, invitation())
     finally:
         await ledger.aclose()
+
+
+async def test_outcomes_recorded_together_each_get_their_own_answer_and_history(ledger: DeliveryLedger) -> None:
+    # Recorded at once, so they share group commits: the batched statements must keep every rule of record().
+    sent, failed, again, settled = [await claim(ledger, invitation(f"g-{number}")) for number in range(4)]
+    await ledger.record(settled.notification_id, DeliveryStatus.SENT, provider="smtp")
+
+    answers = await asyncio.gather(
+        ledger.record(sent.notification_id, DeliveryStatus.SENT, provider="smtp", provider_message_id="<m-1@x>"),
+        ledger.record(failed.notification_id, DeliveryStatus.FAILED, reason="invalid_address", only_in_progress=True),
+        ledger.record(again.notification_id, DeliveryStatus.SENDING),
+        ledger.record(settled.notification_id, DeliveryStatus.FAILED, reason="late", only_in_progress=True),
+        ledger.record("no-such-notification", DeliveryStatus.SENT),
+        return_exceptions=True,
+    )
+
+    assert list(answers[:4]) == [True, True, True, False]
+    assert isinstance(answers[4], UnknownNotificationError)
+    stored = {
+        claimed.notification_id: await ledger.get(claimed.notification_id) for claimed in (sent, failed, again, settled)
+    }
+    facts = {
+        notification_id: (record.status, record.reason, record.provider, record.provider_message_id, record.attempts)
+        for notification_id, record in stored.items()
+        if record is not None
+    }
+    assert facts == {
+        sent.notification_id: (DeliveryStatus.SENT, None, "smtp", "<m-1@x>", 1),
+        failed.notification_id: (DeliveryStatus.FAILED, "invalid_address", None, None, 1),
+        again.notification_id: (DeliveryStatus.SENDING, None, None, None, 2),
+        settled.notification_id: (DeliveryStatus.SENT, None, "smtp", None, 1),
+    }
+    histories = {
+        entry.delivery.notification_id: [change.status for change in entry.changes]
+        for entry in await ledger.history(MEETING_CREATED)
+    }
+    assert histories == {
+        sent.notification_id: [DeliveryStatus.SENDING, DeliveryStatus.SENT],
+        failed.notification_id: [DeliveryStatus.SENDING, DeliveryStatus.FAILED],
+        again.notification_id: [DeliveryStatus.SENDING, DeliveryStatus.SENDING],
+        settled.notification_id: [DeliveryStatus.SENDING, DeliveryStatus.SENT],
+    }

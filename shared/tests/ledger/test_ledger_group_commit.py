@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 
 import pytest
 import sqlalchemy as sa
@@ -22,7 +22,7 @@ class _RefusedError(Exception):
 
 
 class _Writer:
-    """Inserts a note per request and remembers which transaction carried it."""
+    """Inserts a note per request and remembers which transaction carried it; refuses names starting "refused"."""
 
     def __init__(self) -> None:
         self.transactions: list[object] = []  # kept alive, so their ids stay distinct
@@ -30,15 +30,19 @@ class _Writer:
         self.gate.set()
         self.waiting_at_gate = asyncio.Event()
 
-    async def apply(self, connection: AsyncConnection, name: str) -> str:
-        if name.startswith("refused"):
-            raise _RefusedError(name)
-        if name == "slow":
-            self.waiting_at_gate.set()
-            await self.gate.wait()
-        await connection.execute(_notes.insert().values(name=name))
-        self.transactions.append(connection.get_transaction())
-        return name.upper()
+    async def apply(self, connection: AsyncConnection, names: Sequence[str]) -> list[str | Exception]:
+        outcomes: list[str | Exception] = []
+        for name in names:
+            if name.startswith("refused"):
+                outcomes.append(_RefusedError(name))
+                continue
+            if name == "slow":
+                self.waiting_at_gate.set()
+                await self.gate.wait()
+            await connection.execute(_notes.insert().values(name=name))
+            self.transactions.append(connection.get_transaction())
+            outcomes.append(name.upper())
+        return outcomes
 
 
 @pytest.fixture
@@ -76,7 +80,7 @@ async def test_a_lone_write_is_committed_at_once(engine: AsyncEngine) -> None:
 
 
 async def test_a_refused_item_fails_alone_and_the_others_are_committed(engine: AsyncEngine) -> None:
-    commits = GroupCommit(engine, _Writer().apply, item_errors=(_RefusedError,))
+    commits = GroupCommit(engine, _Writer().apply)
 
     results = await asyncio.gather(
         commits.submit("first"), commits.submit("refused-1"), commits.submit("second"), return_exceptions=True

@@ -13,7 +13,7 @@ holding its write has committed.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Generic, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -22,23 +22,17 @@ Request = TypeVar("Request")
 Result = TypeVar("Result")
 
 
+ApplyMany = Callable[[AsyncConnection, Sequence[Request]], Awaitable[Sequence[Result | Exception]]]
+"""Applies requests in the transaction it is given: one outcome per request, in order. An outcome that is an
+exception refuses that request alone (it wrote nothing for it); raising fails the whole transaction."""
+
+
 class GroupCommit(Generic[Request, Result]):
-    """Applies requests with `apply`, many to a transaction when they queue up.
+    """Applies requests with `apply_many`, many to a transaction when they queue up."""
 
-    `item_errors` are exceptions that `apply` raises for one request without having written anything (an
-    unknown id, say): they fail that request alone. Any other failure fails every request of the transaction.
-    """
-
-    def __init__(
-        self,
-        engine: AsyncEngine,
-        apply: Callable[[AsyncConnection, Request], Awaitable[Result]],
-        *,
-        item_errors: tuple[type[Exception], ...] = (),
-    ) -> None:
+    def __init__(self, engine: AsyncEngine, apply_many: ApplyMany[Request, Result]) -> None:
         self._engine = engine
-        self._apply = apply
-        self._item_errors = item_errors
+        self._apply_many = apply_many
         self._pending: list[tuple[Request, asyncio.Future[Result]]] = []
         self._committing = asyncio.Lock()
 
@@ -53,15 +47,9 @@ class GroupCommit(Generic[Request, Result]):
 
     async def _commit_pending(self) -> None:
         batch, self._pending = self._pending, []
-        results: list[tuple[asyncio.Future[Result], Result]] = []
-        refused: list[tuple[asyncio.Future[Result], Exception]] = []
         try:
             async with self._engine.begin() as connection:
-                for request, future in batch:
-                    try:
-                        results.append((future, await self._apply(connection, request)))
-                    except self._item_errors as item_error:
-                        refused.append((future, item_error))
+                outcomes = await self._apply_many(connection, [request for request, _ in batch])
         except asyncio.CancelledError:
             # The committing caller was cancelled: the others did not ask for that. Their writes go in the
             # next transaction (a rolled-back one left nothing behind); so may the cancelled caller's own, as
@@ -72,7 +60,8 @@ class GroupCommit(Generic[Request, Result]):
             for _, future in batch:
                 future.set_exception(failure)
             return
-        for future, result in results:
-            future.set_result(result)
-        for future, refusal in refused:
-            future.set_exception(refusal)
+        for (_, future), outcome in zip(batch, outcomes, strict=True):
+            if isinstance(outcome, Exception):
+                future.set_exception(outcome)
+            else:
+                future.set_result(outcome)

@@ -187,7 +187,7 @@ class DeliveryLedger:
         self._insert_if_new = insert_ignoring_conflicts(deliveries, engine.dialect.name)
         self._owns_engine = False
         # Outcomes recorded by concurrent sends share transactions (see group_commit).
-        self._records = GroupCommit(engine, self._apply_record, item_errors=(UnknownNotificationError,))
+        self._records = GroupCommit(engine, self._apply_records)
 
     @classmethod
     async def connect(
@@ -342,17 +342,77 @@ class DeliveryLedger:
             )
         )
 
+    async def _apply_records(
+        self, connection: AsyncConnection, requests: Sequence[_RecordRequest]
+    ) -> list[tuple[bool, bool] | Exception]:
+        """Record a group commit's outcomes with a few statements for all of them, not a few per outcome: on SQLite
+        every statement is a round trip to aiosqlite's thread, and while they run, emails the SMTP server has
+        accepted wait unrecorded (the window in which a kill -9 makes a resend)."""
+        ids = [request.notification_id for request in requests]
+        if len(set(ids)) < len(ids):
+            # The same notification twice in one transaction (two callers racing): one after the other, as apart.
+            return [await self._apply_one(connection, request) for request in requests]
+        # Locked on PostgreSQL, so no other replica changes a status between this read and the updates below; on
+        # SQLite the transaction holds the write lock already.
+        found = {
+            row.notification_id: DeliveryStatus(row.status)
+            for row in await connection.execute(
+                sa.select(deliveries.c.notification_id, deliveries.c.status)
+                .where(deliveries.c.notification_id.in_(ids))
+                .with_for_update()
+            )
+        }
+        outcomes: list[tuple[bool, bool] | Exception] = []
+        applying: list[int] = []
+        for index, request in enumerate(requests):
+            status = found.get(request.notification_id)
+            if status is None:
+                outcomes.append(UnknownNotificationError(request.notification_id))
+            elif request.only_in_progress and status not in IN_PROGRESS_STATUSES:
+                outcomes.append((False, False))  # another sender's claim settled it; keep what it recorded
+            else:
+                outcomes.append((True, False))
+                applying.append(index)
+        if not applying:
+            return outcomes
+        applied = [requests[index] for index in applying]
+        # One UPDATE per shape of values (which optional columns are set), each run for all its rows at once.
+        updates: dict[tuple[bool, tuple[str, ...]], list[dict[str, Any]]] = defaultdict(list)
+        for request in applied:
+            values = _record_values(request)
+            shape = (request.status is DeliveryStatus.SENDING, tuple(sorted(values)))
+            updates[shape].append(
+                {"b_notification_id": request.notification_id} | {f"b_{name}": value for name, value in values.items()}
+            )
+        for (counts_attempt, names), rows in updates.items():
+            assignments: dict[Any, Any] = {name: sa.bindparam(f"b_{name}") for name in names}
+            if counts_attempt:
+                assignments["attempts"] = deliveries.c.attempts + 1
+            matching = deliveries.c.notification_id == sa.bindparam("b_notification_id")
+            await connection.execute(sa.update(deliveries).where(matching).values(assignments), rows)
+        history = [_change(r.notification_id, r.status, r.reason, r.at) | {"detail": r.detail} for r in applied]
+        await connection.execute(sa.insert(delivery_status_history), history)
+        released = [request.notification_id for request in applied if request.release_retry]
+        if released:
+            retries_of_released = delivery_retries.c.notification_id.in_(released)
+            await connection.execute(sa.delete(delivery_retries).where(retries_of_released))
+        for index in applying:
+            fallback = requests[index].then_queue
+            if fallback is not None:
+                outcomes[index] = (True, await self._queue_new(connection, fallback, requests[index].at))
+        return outcomes
+
+    async def _apply_one(self, connection: AsyncConnection, request: _RecordRequest) -> tuple[bool, bool] | Exception:
+        try:
+            return await self._apply_record(connection, request)
+        except UnknownNotificationError as unknown:
+            return unknown
+
     async def _apply_record(self, connection: AsyncConnection, request: _RecordRequest) -> tuple[bool, bool]:
         notification_id, status, now = request.notification_id, request.status, request.at
-        values: dict[str, Any] = {
-            "status": status.value,
-            "reason": request.reason,
-            "detail": request.detail,
-            "updated_at": now,
-        }
+        values: dict[str, Any] = _record_values(request)
         if status is DeliveryStatus.SENDING:
             values["attempts"] = deliveries.c.attempts + 1
-        values.update({name: value for name, value in request.kept_when_none.items() if value is not None})
 
         condition = deliveries.c.notification_id == notification_id
         if request.only_in_progress:
@@ -677,6 +737,18 @@ class DeliveryLedger:
 
     def _now(self) -> datetime:
         return _as_utc(self._clock())
+
+
+def _record_values(request: _RecordRequest) -> dict[str, Any]:
+    """The columns a recorded outcome sets; provider, message id, segments and language only when given."""
+    values: dict[str, Any] = {
+        "status": request.status.value,
+        "reason": request.reason,
+        "detail": request.detail,
+        "updated_at": request.at,
+    }
+    values.update({name: value for name, value in request.kept_when_none.items() if value is not None})
+    return values
 
 
 def _change(notification_id: str, status: DeliveryStatus, reason: str | None, at: datetime) -> dict[str, Any]:
