@@ -35,12 +35,9 @@ import cProfile
 import functools
 import importlib
 import json
-import os
-import platform
 import pstats
 import resource
 import socket
-import sqlite3
 import sys
 import tempfile
 import threading
@@ -54,6 +51,8 @@ from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
+
+from machine_info import machine  # bench/, on the path when a script here runs
 
 from notify_digest.runtime import Runtime
 from notify_digest.settings import DigestSettings
@@ -784,21 +783,6 @@ async def run_benchmark(args: argparse.Namespace, work_dir: Path) -> dict[str, A
         results["digest"] = digest
     results["finished_at"] = datetime.now(UTC).isoformat()
     return results
-
-
-def machine() -> dict[str, Any]:
-    cpuinfo = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
-    model = next((line.split(":", 1)[1].strip() for line in cpuinfo.splitlines() if line.startswith("model name")), "")
-    meminfo = Path("/proc/meminfo").read_text() if Path("/proc/meminfo").exists() else ""
-    total_kib = next((int(line.split()[1]) for line in meminfo.splitlines() if line.startswith("MemTotal:")), 0)
-    return {
-        "cpus": os.cpu_count(),
-        "cpu_model": model,
-        "memory_gib": round(total_kib / 1024 / 1024, 1),
-        "python": platform.python_version(),
-        "sqlite": sqlite3.sqlite_version,
-        "kernel": platform.release(),
-    }
 
 
 def say(text: str) -> None:

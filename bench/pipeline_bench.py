@@ -41,12 +41,10 @@ import contextlib
 import json
 import math
 import os
-import platform
 import re
 import resource
 import shutil
 import signal
-import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -65,6 +63,7 @@ import sqlalchemy as sa
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.coordinator.protocol import ConsumerProtocolMemberAssignment
+from machine_info import machine  # bench/, on the path when a script here runs
 from prometheus_client.parser import text_string_to_metric_families
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
@@ -1393,21 +1392,6 @@ def print_profile(out: Console, events: int, profile: dict[str, Any]) -> None:
             f"{right['share']:.1%}" if right else "",
         )
     out.print(table)
-
-
-def machine() -> dict[str, Any]:
-    cpuinfo = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
-    model = next((line.split(":", 1)[1].strip() for line in cpuinfo.splitlines() if line.startswith("model name")), "")
-    meminfo = Path("/proc/meminfo").read_text() if Path("/proc/meminfo").exists() else ""
-    total_kib = next((int(line.split()[1]) for line in meminfo.splitlines() if line.startswith("MemTotal:")), 0)
-    return {
-        "cpus": os.cpu_count(),
-        "cpu_model": model,
-        "memory_gib": round(total_kib / 1024 / 1024, 1),
-        "python": platform.python_version(),
-        "sqlite": sqlite3.sqlite_version,
-        "kernel": platform.release(),
-    }
 
 
 DEFINITIONS = {

@@ -30,10 +30,7 @@ import asyncio
 import contextlib
 import importlib
 import json
-import os
-import platform
 import resource
-import sqlite3
 import sys
 import tempfile
 import time
@@ -47,6 +44,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
+from machine_info import machine  # bench/, on the path when a script here runs
 
 from notify_reminders.runtime import Runtime
 from notify_reminders.settings import RemindersSettings
@@ -615,21 +613,6 @@ async def _run_burst(args: argparse.Namespace, plan_path: Path, work_dir: Path) 
     figures = burst_figures(child, arrivals)
     figures |= {"emails_received": emails, "sink_process_cpu_seconds": cpu_seconds() - cpu_before}
     return figures
-
-
-def machine() -> dict[str, Any]:
-    cpuinfo = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
-    model = next((line.split(":", 1)[1].strip() for line in cpuinfo.splitlines() if line.startswith("model name")), "")
-    meminfo = Path("/proc/meminfo").read_text() if Path("/proc/meminfo").exists() else ""
-    total_kib = next((int(line.split()[1]) for line in meminfo.splitlines() if line.startswith("MemTotal:")), 0)
-    return {
-        "cpus": os.cpu_count(),
-        "cpu_model": model,
-        "memory_gib": round(total_kib / 1024 / 1024, 1),
-        "python": platform.python_version(),
-        "sqlite": sqlite3.sqlite_version,
-        "kernel": platform.release(),
-    }
 
 
 def say(text: str) -> None:

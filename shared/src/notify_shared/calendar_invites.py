@@ -49,6 +49,7 @@ class MeetingCalendar:
         sequence: int,
         stamp: datetime | None = None,
     ) -> None:
+        self.method = method
         zone = school.zone
         starts_at = meeting.starts_at.astimezone(zone)
         ends_at = meeting.ends_at.astimezone(zone)

@@ -286,3 +286,25 @@ async def test_outcomes_recorded_together_each_get_their_own_answer_and_history(
         again.notification_id: [DeliveryStatus.SENDING, DeliveryStatus.SENDING],
         settled.notification_id: [DeliveryStatus.SENDING, DeliveryStatus.SENT],
     }
+
+
+async def test_one_notification_recorded_twice_in_one_group_keeps_both_in_order(ledger: DeliveryLedger) -> None:
+    first, repeated = [await claim(ledger, invitation(f"g-{number}")) for number in range(2)]
+
+    # The first record finds the database free and goes alone; the two for `repeated` queue into one group.
+    answers = await asyncio.gather(
+        ledger.record(first.notification_id, DeliveryStatus.SENT),
+        ledger.record(repeated.notification_id, DeliveryStatus.SENDING),
+        ledger.record(repeated.notification_id, DeliveryStatus.SENT, provider="smtp"),
+    )
+
+    assert list(answers) == [True, True, True]
+    stored = await ledger.get(repeated.notification_id)
+    assert stored is not None
+    assert (stored.status, stored.attempts, stored.provider) == (DeliveryStatus.SENT, 2, "smtp")
+    (history,) = [entry for entry in await ledger.history(MEETING_CREATED) if entry.delivery == stored]
+    assert [change.status for change in history.changes] == [
+        DeliveryStatus.SENDING,
+        DeliveryStatus.SENDING,
+        DeliveryStatus.SENT,
+    ]

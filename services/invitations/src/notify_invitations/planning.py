@@ -45,12 +45,15 @@ def plan_notifications(
     data = event.data
     source = SourceEventRef(id=event.id, type=event.type, time=event.time)
     note = data.cancellation_note if isinstance(data, MeetingCancellation) else None
-    calendars = _Calendars(event, decision, context)
+    calendar: MeetingCalendar | None = None  # built once for the event, when the first guardian needs it
     plans: list[PlannedNotification] = []
     for guardian in data.recipients:
         template = _template_for(decision, guardian)
         if template is None:
             continue
+        if calendar is None:
+            calendar = _meeting_calendar(event, decision, context)
+        attachments = _calendar_for(guardian, calendar)
         template_context: dict[str, object] = {
             "school": data.school,
             "meeting": data.meeting,
@@ -68,7 +71,7 @@ def plan_notifications(
                     channel=channel,
                     template=template,
                     context=template_context,
-                    attachments=calendars.for_guardian(guardian, template),
+                    attachments=attachments,
                     # Nothing about a meeting goes out once it has started, retries included.
                     not_after=data.meeting.starts_at,
                 )
@@ -76,33 +79,22 @@ def plan_notifications(
     return plans
 
 
-class _Calendars:
-    """The event's calendar files: built once per method, then addressed to each guardian."""
+def _meeting_calendar(event: MeetingEvent, decision: MeetingDecision, context: PlanningContext) -> MeetingCalendar:
+    # A cancellation is the only decision whose guardians get the cancellation template, and so a CANCEL calendar.
+    method = CalendarMethod.CANCEL if decision.kind is DecisionKind.CANCEL else CalendarMethod.REQUEST
+    return MeetingCalendar(
+        school=event.data.school,
+        meeting=event.data.meeting,
+        organizer_email=context.organizer_email,
+        method=method,
+        sequence=decision.sequence,
+        stamp=context.stamp,
+    )
 
-    def __init__(self, event: MeetingEvent, decision: MeetingDecision, context: PlanningContext) -> None:
-        self._event = event
-        self._decision = decision
-        self._context = context
-        self._built: dict[CalendarMethod, MeetingCalendar] = {}
 
-    def for_guardian(self, guardian: Recipient, template: str) -> tuple[Attachment, ...]:
-        # Every plan of a guardian with an address carries the calendar file, SMS ones too: if the SMS fails and
-        # goes by email instead, that email is the invitation with its .ics, not a copy without it.
-        if not guardian.may_receive_routine_notifications or guardian.contact_problem(Channel.EMAIL) is not None:
-            return ()
-        method = CalendarMethod.CANCEL if template == CANCELLATION else CalendarMethod.REQUEST
-        return (calendar_attachment(self._calendar(method).for_guardian(guardian), method),)
-
-    def _calendar(self, method: CalendarMethod) -> MeetingCalendar:
-        calendar = self._built.get(method)
-        if calendar is None:
-            data = self._event.data
-            calendar = self._built[method] = MeetingCalendar(
-                school=data.school,
-                meeting=data.meeting,
-                organizer_email=self._context.organizer_email,
-                method=method,
-                sequence=self._decision.sequence,
-                stamp=self._context.stamp,
-            )
-        return calendar
+def _calendar_for(guardian: Recipient, calendar: MeetingCalendar) -> tuple[Attachment, ...]:
+    # Every plan of a guardian with an address carries the calendar file, SMS ones too: if the SMS fails and
+    # goes by email instead, that email is the invitation with its .ics, not a copy without it.
+    if not guardian.may_receive_routine_notifications or guardian.contact_problem(Channel.EMAIL) is not None:
+        return ()
+    return (calendar_attachment(calendar.for_guardian(guardian), calendar.method),)

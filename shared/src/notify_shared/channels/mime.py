@@ -108,7 +108,9 @@ def _folded_address(name: str, value: str) -> str:
     return folded.removeprefix(f"{name}: ").removesuffix("\r\n")
 
 
+@lru_cache(maxsize=256)
 def _text_header(name: str, value: str) -> str:
+    # Remembered: the guardians of one meeting get the same subject, and encoding it is the costly part.
     # A short ASCII value goes in as it is. Anything else is written as RFC 2047 encoded words, folded between
     # words; every character inside an encoded word reads back exactly, spaces next to one included.
     if value.isascii() and len(name) + 2 + len(value) <= _LINE_LENGTH:

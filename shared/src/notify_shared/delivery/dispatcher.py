@@ -173,11 +173,6 @@ class Dispatcher:
             raise failures[0]
         return outcomes
 
-    async def deliver(self, plan: PlannedNotification) -> DeliveryOutcome:
-        """Deliver one plan without taking a concurrency slot."""
-        (claim,) = await self._ledger.begin_many([self._claim_request(plan)])
-        return await self._deliver(plan, claim, {})
-
     async def _deliver(
         self, plan: PlannedNotification, claim: Claim, renders: dict[_RenderKey, RenderedNotification]
     ) -> DeliveryOutcome:

@@ -30,6 +30,7 @@ from aiokafka import ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import KafkaError
 
 from notify_shared.delivery.retry import Backoff, Sleep
+from notify_shared.kafka.failure_pause import PauseOnFailure
 
 logger = logging.getLogger(__name__)
 
@@ -163,17 +164,14 @@ class KeyedConcurrency:
         await self._commit(partition, tracked)
 
     async def _until_done(self, work: Work, event_id: str | None) -> None:
-        failures = 0
+        # One pause per event: a failing meeting must not slow the retries of another, nor be reset by its success.
+        pause = PauseOnFailure(self._backoff, self._sleep)
         while True:
             try:
-                await work()
-            except Exception:
-                failures += 1
-                delay = self._backoff.delay(failures)
-                logger.exception("event %s failed (%d in a row); trying again in %.1fs", event_id, failures, delay)
-                await self._sleep(delay)
-            else:
-                return
+                await pause.run(work, event_id=event_id or "(no id)")
+            except Exception:  # noqa: S112 - pause.run logged it and waited; try again, as re-reading the event did
+                continue
+            return
 
     async def _commit(self, partition: TopicPartition, tracked: _Partition) -> None:
         # The position to commit is the first offset not finished: everything before it is done.

@@ -350,8 +350,13 @@ class DeliveryLedger:
         accepted wait unrecorded (the window in which a kill -9 makes a resend)."""
         ids = [request.notification_id for request in requests]
         if len(set(ids)) < len(ids):
-            # The same notification twice in one transaction (two callers racing): one after the other, as apart.
-            return [await self._apply_one(connection, request) for request in requests]
+            # The same notification twice in one transaction (two callers racing): in rounds without repeats, in
+            # the order they came, so the later outcome sees the earlier one as separate calls would.
+            return [
+                outcome
+                for round_ in _without_repeats(requests)
+                for outcome in await self._apply_records(connection, round_)
+            ]
         # Locked on PostgreSQL, so no other replica changes a status between this read and the updates below; on
         # SQLite the transaction holds the write lock already.
         found = {
@@ -390,7 +395,7 @@ class DeliveryLedger:
                 assignments["attempts"] = deliveries.c.attempts + 1
             matching = deliveries.c.notification_id == sa.bindparam("b_notification_id")
             await connection.execute(sa.update(deliveries).where(matching).values(assignments), rows)
-        history = [_change(r.notification_id, r.status, r.reason, r.at) | {"detail": r.detail} for r in applied]
+        history = [_change(r.notification_id, r.status, r.reason, r.at, detail=r.detail) for r in applied]
         await connection.execute(sa.insert(delivery_status_history), history)
         released = [request.notification_id for request in applied if request.release_retry]
         if released:
@@ -401,47 +406,6 @@ class DeliveryLedger:
             if fallback is not None:
                 outcomes[index] = (True, await self._queue_new(connection, fallback, requests[index].at))
         return outcomes
-
-    async def _apply_one(self, connection: AsyncConnection, request: _RecordRequest) -> tuple[bool, bool] | Exception:
-        try:
-            return await self._apply_record(connection, request)
-        except UnknownNotificationError as unknown:
-            return unknown
-
-    async def _apply_record(self, connection: AsyncConnection, request: _RecordRequest) -> tuple[bool, bool]:
-        notification_id, status, now = request.notification_id, request.status, request.at
-        values: dict[str, Any] = _record_values(request)
-        if status is DeliveryStatus.SENDING:
-            values["attempts"] = deliveries.c.attempts + 1
-
-        condition = deliveries.c.notification_id == notification_id
-        if request.only_in_progress:
-            condition = sa.and_(condition, deliveries.c.status.in_([s.value for s in IN_PROGRESS_STATUSES]))
-        updated = await connection.execute(
-            sa.update(deliveries).where(condition).values(values).returning(deliveries.c.notification_id)
-        )
-        if updated.first() is None:
-            exists = await connection.execute(
-                sa.select(deliveries.c.notification_id).where(deliveries.c.notification_id == notification_id)
-            )
-            if request.only_in_progress and exists.first() is not None:
-                return False, False
-            raise UnknownNotificationError(notification_id)
-        await connection.execute(
-            sa.insert(delivery_status_history).values(
-                notification_id=notification_id,
-                status=status.value,
-                reason=request.reason,
-                detail=request.detail,
-                at=now,
-            )
-        )
-        if request.release_retry:
-            await connection.execute(
-                sa.delete(delivery_retries).where(delivery_retries.c.notification_id == notification_id)
-            )
-        queued = request.then_queue is not None and await self._queue_new(connection, request.then_queue, now)
-        return True, queued
 
     async def _queue_new(self, connection: AsyncConnection, queued: QueuedNotification, now: datetime) -> bool:
         notification_id = notification_id_for(queued.key)
@@ -751,14 +715,29 @@ def _record_values(request: _RecordRequest) -> dict[str, Any]:
     return values
 
 
-def _change(notification_id: str, status: DeliveryStatus, reason: str | None, at: datetime) -> dict[str, Any]:
+def _change(
+    notification_id: str, status: DeliveryStatus, reason: str | None, at: datetime, *, detail: str | None = None
+) -> dict[str, Any]:
     return {
         "notification_id": notification_id,
         "status": status.value,
         "reason": reason,
-        "detail": None,
+        "detail": detail,
         "at": at,
     }
+
+
+def _without_repeats(requests: Sequence[_RecordRequest]) -> list[list[_RecordRequest]]:
+    """`requests` cut, in order, into runs in which no notification comes twice."""
+    rounds: list[list[_RecordRequest]] = [[]]
+    seen: set[str] = set()
+    for request in requests:
+        if request.notification_id in seen:
+            rounds.append([])
+            seen.clear()
+        rounds[-1].append(request)
+        seen.add(request.notification_id)
+    return rounds
 
 
 def _fit(column: str, value: str | None) -> str | None:
