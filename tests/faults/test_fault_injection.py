@@ -34,7 +34,7 @@ from notify_shared.contract import Channel, MeetingCreated
 from notify_shared.ledger import DeliveryKey, DeliveryStatus, create_engine, deliveries, delivery_retries
 from notify_shared.ledger.keys import notification_id_for
 from notify_shared.testing.databases import fresh_postgres_database
-from notify_shared.testing.faults import FaultySmsSink, FaultySmtpSink, OwnKafkaBroker, ServiceProcess
+from notify_shared.testing.faults import FaultySmtpSink, FaultyWebhookSink, OwnKafkaBroker, ServiceProcess
 from notify_shared.testing.kafka import EventPublisher, create_all_topics
 from notify_shared.testing.waiting import wait_until
 from notify_shared.topics import Topics
@@ -70,12 +70,14 @@ class Scenario:
     database_url: str
     work_dir: Path
     smtp: FaultySmtpSink
-    sms: FaultySmsSink
+    sms: FaultyWebhookSink
     topics: Topics
     group: str
     events: list[MeetingCreated] = field(default_factory=list)
-    second_sms: FaultySmsSink | None = None
+    second_sms: FaultyWebhookSink | None = None
     """A second SMS provider, when the scenario configures failover."""
+    email_api: FaultyWebhookSink | None = None
+    """An email API with idempotency keys, when the scenario sends email through it instead of SMTP."""
     processes: list[ServiceProcess] = field(default_factory=list)
     started_at: float = field(default_factory=time.monotonic)
     faults: list[str] = field(default_factory=list)
@@ -86,10 +88,7 @@ class Scenario:
             "TOPIC_PREFIX": self.topics.prefix,
             "INVITATIONS_CONSUMER_GROUP": self.group,
             "DATABASE_URL": self.database_url,
-            "SMTP_HOST": "127.0.0.1",
-            "SMTP_PORT": str(self.smtp.port),
-            "SMTP_SECURITY": "none",
-            "SMTP_TIMEOUT_SECONDS": "2",
+            **self.email_env(),
             "SMS_PROVIDER": "webhook",
             "SMS_WEBHOOK_URL": self.sms.url,
             "SMS_TIMEOUT_SECONDS": "1",
@@ -107,6 +106,16 @@ class Scenario:
         process = ServiceProcess("notify_invitations.app:create_app", env, self.work_dir / f"service-{number}.log")
         self.processes.append(process)
         return process
+
+    def email_env(self) -> dict[str, str]:
+        if self.email_api is not None:
+            return {"EMAIL_WEBHOOK_URL": self.email_api.url, "EMAIL_WEBHOOK_TIMEOUT_SECONDS": "2"}
+        return {
+            "SMTP_HOST": "127.0.0.1",
+            "SMTP_PORT": str(self.smtp.port),
+            "SMTP_SECURITY": "none",
+            "SMTP_TIMEOUT_SECONDS": "2",
+        }
 
     async def start(self, process: ServiceProcess) -> None:
         process.start()
@@ -142,15 +151,19 @@ class Scenario:
         by_id: Counter[str] = Counter()
         for message_id, count in self.smtp.accepted.snapshot().items():
             by_id[message_id.strip("<>").split("@")[0]] += count
-        for sink in self.sms_sinks():
+        for sink in self.webhook_sinks():
             by_id.update(sink.accepted.snapshot())
         return by_id
 
-    def sms_sinks(self) -> list[FaultySmsSink]:
+    def sms_sinks(self) -> list[FaultyWebhookSink]:
         return [self.sms] if self.second_sms is None else [self.sms, self.second_sms]
 
+    def webhook_sinks(self) -> list[FaultyWebhookSink]:
+        """Every sink that honours Idempotency-Key: the SMS providers, and the email API when there is one."""
+        return self.sms_sinks() + ([self.email_api] if self.email_api is not None else [])
+
     def progress(self) -> float:
-        accepted = self.smtp.accepted.total + sum(sink.accepted.total for sink in self.sms_sinks())
+        accepted = self.smtp.accepted.total + sum(sink.accepted.total for sink in self.webhook_sinks())
         return accepted / max(1, len(self.expected_ids()))
 
     async def wait_progress(self, share: float) -> None:
@@ -223,8 +236,14 @@ class Scenario:
             "ended_with_reason": dict(verdict.ended_with_reason),
             "lost": len(verdict.lost),
             "duplicated": len(verdict.duplicated),
-            "sink_acceptances": {"smtp": self.smtp.accepted.total, "sms": self.sms.accepted.total},
+            "email_transport": "smtp" if self.email_api is None else "api",
+            "sink_acceptances": {
+                "smtp": self.smtp.accepted.total,
+                "email_api": self.email_api.accepted.total if self.email_api is not None else 0,
+                "sms": self.sms.accepted.total,
+            },
             "sms_resends_absorbed_by_idempotency_key": sum(sink.replays for sink in self.sms_sinks()),
+            "email_resends_absorbed_by_idempotency_key": self.email_api.replays if self.email_api is not None else 0,
             "sms_by_provider": [sink.accepted.total for sink in self.sms_sinks()],
             "sms_faults_injected": dict(self.sms.failures),
             "service_processes": len(self.processes),
@@ -236,22 +255,25 @@ class Scenario:
             with Path(path).open("a", encoding="utf-8") as report:
                 report.write(json.dumps(figures) + "\n")
 
-    async def check(self, *, resends_allowed: int = 0) -> None:
+    async def check(self, *, resends_allowed: int = 0, smtp_duplicates_allowed: int = 0) -> None:
         """Every assertion of the reliability promise, after the run has settled.
 
-        `resends_allowed` is for kill -9 only: a message a provider accepted in the milliseconds before the
-        ledger recorded it is sent again after the restart. An SMS repeats its Idempotency-Key, so the provider
-        drops it; an email repeats its Message-ID, but SMTP has no way to drop it. See docs/reliability.md.
+        Both allowances are for kill -9 only. `resends_allowed` bounds the messages sent again after a restart: a
+        provider accepted them in the milliseconds before the ledger recorded it. A resend through an SMS or email
+        API repeats its Idempotency-Key, so the provider drops it and the parent gets one message. An email over
+        SMTP repeats only its Message-ID, which SMTP cannot drop: `smtp_duplicates_allowed` of those may reach a
+        parent twice. See docs/reliability.md.
         """
         verdict = await self.verdict()
         self.report(verdict)
         assert verdict.lost == [], f"{len(verdict.lost)} notifications lost"
-        replays = sum(sink.replays for sink in self.sms_sinks())
+        replays = sum(sink.replays for sink in self.webhook_sinks())
         assert len(verdict.duplicated) + replays <= resends_allowed, (
-            f"{len(verdict.duplicated)} accepted more than once, {replays} SMS sent again"
+            f"{len(verdict.duplicated)} accepted more than once, {replays} sent again to an API"
         )
+        assert len(verdict.duplicated) <= smtp_duplicates_allowed, f"{len(verdict.duplicated)} reached a parent twice"
         resent_emails = {key.strip("<>").split("@")[0] for key, n in self.smtp.accepted.snapshot().items() if n > 1}
-        assert set(verdict.duplicated) <= resent_emails, "an SMS reached a parent twice"
+        assert set(verdict.duplicated) <= resent_emails, "a message with an Idempotency-Key reached a parent twice"
         assert verdict.unexpected == [], "the sinks accepted messages nobody planned"
         settled = verdict.delivered_once + len(verdict.duplicated) + sum(verdict.ended_with_reason.values())
         assert settled == verdict.expected
@@ -259,8 +281,8 @@ class Scenario:
 
 
 @pytest.fixture
-def sinks() -> Iterator[tuple[FaultySmtpSink, FaultySmsSink]]:
-    smtp, sms = FaultySmtpSink(), FaultySmsSink()
+def sinks() -> Iterator[tuple[FaultySmtpSink, FaultyWebhookSink]]:
+    smtp, sms = FaultySmtpSink(), FaultyWebhookSink()
     smtp.up()
     try:
         yield smtp, sms
@@ -274,7 +296,7 @@ async def scenario(
     name: str,
     kafka_bootstrap: str,
     work_dir: Path,
-    sinks: tuple[FaultySmtpSink, FaultySmsSink],
+    sinks: tuple[FaultySmtpSink, FaultyWebhookSink],
     database_url: str | None = None,
 ) -> AsyncIterator[Scenario]:
     run = uuid.uuid4().hex[:8]
@@ -291,25 +313,46 @@ async def scenario(
                 process.kill()
 
 
-async def test_kill_minus_9_repeatedly_during_the_run(
-    kafka_bootstrap: str, tmp_path: Path, sinks: tuple[FaultySmtpSink, FaultySmsSink]
+async def kill_repeatedly(run: Scenario) -> int:
+    """kill -9 the service at 10, 30, 50 and 70 % delivered, restarting it each time; returns the kills."""
+    service = run.service()
+    await run.start(service)
+    await run.publish_all()
+    for share in (0.1, 0.3, 0.5, 0.7):
+        await run.wait_progress(share)
+        service.kill()
+        run.faults.append(f"kill -9 at {share:.0%} delivered")
+        await run.start(service)
+    await run.settle()
+    return service.kills
+
+
+async def test_kill_minus_9_repeatedly_with_email_through_an_api_delivers_everything_exactly_once(
+    kafka_bootstrap: str, tmp_path: Path, sinks: tuple[FaultySmtpSink, FaultyWebhookSink]
+) -> None:
+    async with scenario("kill-9-email-api", kafka_bootstrap, tmp_path, sinks) as run:
+        run.email_api = FaultyWebhookSink(path="/email")
+        try:
+            kills = await kill_repeatedly(run)
+            # The sends in flight at each kill (16 per process) are sent again; every one of them is dropped by
+            # its Idempotency-Key, so no parent gets anything twice.
+            await run.check(resends_allowed=16 * kills)
+            assert run.smtp.accepted.total == 0
+        finally:
+            run.email_api.close()
+
+
+async def test_kill_minus_9_repeatedly_with_email_over_smtp_sends_at_most_the_in_flight_emails_twice(
+    kafka_bootstrap: str, tmp_path: Path, sinks: tuple[FaultySmtpSink, FaultyWebhookSink]
 ) -> None:
     async with scenario("kill-9", kafka_bootstrap, tmp_path, sinks) as run:
-        service = run.service()
-        await run.start(service)
-        await run.publish_all()
-        for share in (0.1, 0.3, 0.5, 0.7):
-            await run.wait_progress(share)
-            service.kill()
-            run.faults.append(f"kill -9 at {share:.0%} delivered")
-            await run.start(service)
-        await run.settle()
-        # At most the sends in flight at each kill (16 per process) can fall in that window.
-        await run.check(resends_allowed=16 * service.kills)
+        kills = await kill_repeatedly(run)
+        # SMTP has no idempotency key: of the sends in flight at each kill, the emails reach their parent twice.
+        await run.check(resends_allowed=16 * kills, smtp_duplicates_allowed=16 * kills)
 
 
 async def test_the_smtp_server_down_for_a_while(
-    kafka_bootstrap: str, tmp_path: Path, sinks: tuple[FaultySmtpSink, FaultySmsSink]
+    kafka_bootstrap: str, tmp_path: Path, sinks: tuple[FaultySmtpSink, FaultyWebhookSink]
 ) -> None:
     async with scenario("smtp-down", kafka_bootstrap, tmp_path, sinks) as run:
         await run.start(run.service())
@@ -328,7 +371,7 @@ async def test_the_smtp_server_down_for_a_while(
 
 
 async def test_the_sms_provider_failing_thirty_percent_with_500_429_and_timeouts(
-    kafka_bootstrap: str, tmp_path: Path, sinks: tuple[FaultySmtpSink, FaultySmsSink]
+    kafka_bootstrap: str, tmp_path: Path, sinks: tuple[FaultySmtpSink, FaultyWebhookSink]
 ) -> None:
     async with scenario("sms-flaky", kafka_bootstrap, tmp_path, sinks) as run:
         run.sms.failure_rate = 0.3
@@ -341,11 +384,11 @@ async def test_the_sms_provider_failing_thirty_percent_with_500_429_and_timeouts
 
 
 async def test_the_first_sms_provider_down_traffic_moves_to_the_second(
-    kafka_bootstrap: str, tmp_path: Path, sinks: tuple[FaultySmtpSink, FaultySmsSink]
+    kafka_bootstrap: str, tmp_path: Path, sinks: tuple[FaultySmtpSink, FaultyWebhookSink]
 ) -> None:
     async with scenario("sms-failover", kafka_bootstrap, tmp_path, sinks) as run:
         run.sms.failure_rate, run.sms.fault_kinds = 1.0, ("503",)
-        run.second_sms = second = FaultySmsSink()
+        run.second_sms = second = FaultyWebhookSink()
         run.faults.append("the first SMS provider answers every request with 503; a second one is configured")
         try:
             await run.start(
@@ -366,7 +409,7 @@ async def test_the_first_sms_provider_down_traffic_moves_to_the_second(
 
 
 async def test_a_kafka_broker_restart_mid_run(
-    own_broker: OwnKafkaBroker, tmp_path: Path, sinks: tuple[FaultySmtpSink, FaultySmsSink]
+    own_broker: OwnKafkaBroker, tmp_path: Path, sinks: tuple[FaultySmtpSink, FaultyWebhookSink]
 ) -> None:
     async with scenario("broker-restart", own_broker.bootstrap, tmp_path / "run", sinks) as run:
         await run.start(run.service())
@@ -384,7 +427,7 @@ async def test_two_replicas_with_a_rebalance_mid_run(
     kafka_bootstrap: str,
     postgres_url: str,
     tmp_path: Path,
-    sinks: tuple[FaultySmtpSink, FaultySmsSink],
+    sinks: tuple[FaultySmtpSink, FaultyWebhookSink],
 ) -> None:
     async with (
         fresh_postgres_database(postgres_url) as database_url,

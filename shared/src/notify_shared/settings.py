@@ -70,6 +70,16 @@ class ServiceSettings(BaseSettings):
     email_sender: str = Field(
         default="Skolevarsel <no-reply@notify.invalid>", description="From: address of every email."
     )
+    email_webhook_url: str | None = Field(
+        default=None,
+        pattern=r"^https?://",
+        description="An email API that takes the whole message and honours Idempotency-Key (see docs/reliability.md), "
+        "instead of SMTP: emails are then exactly once even when a service is killed. Not with SMTP_HOST.",
+    )
+    email_webhook_token: SecretStr | None = Field(
+        default=None, description="Bearer token for EMAIL_WEBHOOK_URL; unset: no Authorization header."
+    )
+    email_webhook_timeout_seconds: float = Field(default=30.0, gt=0)
 
     sms_provider: Literal["outbox", "webhook", "twilio"] = Field(
         default="outbox", description="Where SMS go: the file outbox, a JSON webhook, or Twilio."
@@ -161,6 +171,8 @@ class ServiceSettings(BaseSettings):
 
     @model_validator(mode="after")
     def _channel_settings_complete(self) -> ServiceSettings:
+        if self.smtp_host and self.email_webhook_url:
+            raise ValueError("set SMTP_HOST or EMAIL_WEBHOOK_URL, not both: emails go through one of them")
         if self.sms_provider == "webhook" and not self.sms_webhook_url:
             raise ValueError("SMS_WEBHOOK_URL is required when SMS_PROVIDER=webhook")
         if self.sms_provider == "twilio" and not (self.twilio_account_sid and self.twilio_auth_token):

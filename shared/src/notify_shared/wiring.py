@@ -1,6 +1,6 @@
 """Building the channels a service sends through from its settings.
 
-With no SMTP server or SMS provider configured, both go to the file outbox, so a newcomer sees real results.
+With no email API, SMTP server or SMS provider configured, both go to the file outbox, so a newcomer sees real results.
 """
 
 from __future__ import annotations
@@ -17,12 +17,21 @@ from notify_shared.channels import (
     SmtpConfig,
     SmtpEmailChannel,
     TwilioSmsChannel,
+    WebhookEmailChannel,
     WebhookSmsChannel,
 )
 from notify_shared.settings import ServiceSettings
 
 
 def build_email_channel(settings: ServiceSettings, outbox: FileOutbox) -> EmailChannel:
+    """The email API when EMAIL_WEBHOOK_URL is set, SMTP when SMTP_HOST is, else the outbox."""
+    if settings.email_webhook_url is not None:
+        return WebhookEmailChannel(
+            settings.email_webhook_url,
+            auth_token=settings.email_webhook_token,
+            timeout=settings.email_webhook_timeout_seconds,
+            envelope_sender=settings.email_sender,
+        )
     if settings.smtp_host is None:
         return outbox
     return SmtpEmailChannel(

@@ -25,7 +25,7 @@ from notify_shared.channels import (
     TwilioSmsChannel,
     WebhookSmsChannel,
 )
-from notify_shared.channels.sms_http import retry_after_seconds
+from notify_shared.channels.provider_http import retry_after_seconds
 
 MakeSms = Callable[..., OutgoingSms]
 Responder = Callable[[httpx.Request], httpx.Response]

@@ -1,4 +1,4 @@
-"""Delivery channels: how a rendered notification reaches a parent (SMTP, SMS over HTTP, or the file outbox).
+"""Delivery channels: how a rendered notification reaches a parent (SMTP or an email API, SMS over HTTP, outbox).
 
 `base` holds the contract the delivery core relies on; `notify_shared.wiring` picks channels from settings.
 """
@@ -14,6 +14,7 @@ from notify_shared.channels.base import (
     SmsChannel,
     TransientDeliveryError,
 )
+from notify_shared.channels.email_webhook import WebhookEmailChannel
 from notify_shared.channels.failover import CircuitBreaker, CircuitState, FailoverSmsChannel
 from notify_shared.channels.mime import build_message
 from notify_shared.channels.outbox import FileOutbox
@@ -38,6 +39,7 @@ __all__ = [
     "SmtpEmailChannel",
     "TransientDeliveryError",
     "TwilioSmsChannel",
+    "WebhookEmailChannel",
     "WebhookSmsChannel",
     "build_message",
 ]

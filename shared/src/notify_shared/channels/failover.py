@@ -21,7 +21,7 @@ from notify_shared.channels.base import (
     SmsChannel,
     TransientDeliveryError,
 )
-from notify_shared.channels.sms_http import CONNECT_FAILED
+from notify_shared.channels.provider_http import CONNECT_FAILED
 
 logger = logging.getLogger(__name__)
 

@@ -9,7 +9,7 @@ import httpx
 from pydantic import SecretStr
 
 from notify_shared.channels.base import DeliveryReceipt, OutgoingSms, SmsChannel
-from notify_shared.channels.sms_http import SmsHttpClient, error_for_status, json_object
+from notify_shared.channels.provider_http import ProviderHttpClient, error_for_status, json_object
 
 logger = logging.getLogger(__name__)
 
@@ -36,7 +36,7 @@ class TwilioSmsChannel(SmsChannel):
     ) -> None:
         self._status_callback_url = status_callback_url
         self._url = f"{base_url.rstrip('/')}/2010-04-01/Accounts/{quote(account_sid, safe='')}/Messages.json"
-        self._http = SmsHttpClient(
+        self._http = ProviderHttpClient(
             timeout=timeout,
             auth=httpx.BasicAuth(account_sid, auth_token.get_secret_value()),
             transport=transport,

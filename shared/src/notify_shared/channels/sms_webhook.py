@@ -8,7 +8,7 @@ import httpx
 from pydantic import SecretStr
 
 from notify_shared.channels.base import DeliveryReceipt, OutgoingSms, SmsChannel
-from notify_shared.channels.sms_http import SmsHttpClient, error_for_status, json_object
+from notify_shared.channels.provider_http import ProviderHttpClient, error_for_status, json_object
 
 logger = logging.getLogger(__name__)
 
@@ -36,7 +36,7 @@ class WebhookSmsChannel(SmsChannel):
         self._url = url
         self._status_callback_url = status_callback_url
         headers = {"Authorization": f"Bearer {auth_token.get_secret_value()}"} if auth_token else None
-        self._http = SmsHttpClient(timeout=timeout, headers=headers, transport=transport)
+        self._http = ProviderHttpClient(timeout=timeout, headers=headers, transport=transport)
 
     async def send_sms(self, message: OutgoingSms) -> DeliveryReceipt:
         """Send one SMS; raises `TransientDeliveryError` or `PermanentDeliveryError` on failure."""

@@ -1,9 +1,9 @@
 """Fault injection for the reliability tests: sinks that fail on purpose, and services run as real processes.
 
-The sinks stand in for the parents' providers. They count what they accept by the message's own key (the email's
-Message-ID, the SMS request's Idempotency-Key), keep no text, and can be taken down, made flaky, or slowed. A
-`ServiceProcess` is a service started with `faststream run` in a child process, so a test can kill -9 it,
-SIGTERM it and start it again, exactly as an orchestrator would.
+The sinks stand in for the parents' providers. They count what they accept by the message's own key (an SMTP
+email's Message-ID, the Idempotency-Key of an SMS or email API request), keep no text, and can be taken down, made
+flaky, or slowed. A `ServiceProcess` is a service started with `faststream run` in a child process, so a test can
+kill -9 it, SIGTERM it and start it again, exactly as an orchestrator would.
 """
 
 from __future__ import annotations
@@ -89,16 +89,17 @@ class FaultySmtpSink:
         return self._controller is not None
 
 
-class FaultySmsSink:
-    """A JSON SMS webhook that fails a share of requests with 500, 429 or a timeout (no answer in time).
+class FaultyWebhookSink:
+    """A JSON webhook (the SMS webhook, or the email API) that fails a share of requests with 500, 429 or a timeout.
 
-    A failed request is not delivered. Accepted SMS are counted by their Idempotency-Key; like a provider that
+    A failed request is not delivered. Accepted messages are counted by their Idempotency-Key; like a provider that
     honours the key (our webhook contract), a repeated key is answered 200 and not delivered a second time.
     """
 
     def __init__(
         self,
         *,
+        path: str = "/sms",
         failure_rate: float = 0.0,
         fault_kinds: tuple[str, ...] = ("500", "429", "timeout"),
         hang_seconds: float = 2.0,
@@ -114,6 +115,7 @@ class FaultySmsSink:
         self._seen: set[str] = set()
         self.replays = 0
         """Requests repeating an Idempotency-Key already accepted (a resend after a crash), not sent again."""
+        self._id_prefix = path.strip("/")
         sink = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -131,7 +133,7 @@ class FaultySmsSink:
                     # Our webhook contract: a repeated Idempotency-Key is answered as before and not sent again.
                     key = self.headers.get("Idempotency-Key", "<no key>")
                     sink.accept_once(key)
-                    self._answer(200, {"id": f"sms-{key}"})
+                    self._answer(200, {"id": f"{sink._id_prefix}-{key}"})
 
             def _answer(self, status: int, body: Mapping[str, str], headers: Mapping[str, str] | None = None) -> None:
                 data = json.dumps(body).encode()
@@ -151,7 +153,7 @@ class FaultySmsSink:
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}/sms"
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}{path}"
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
         self._thread.start()
 

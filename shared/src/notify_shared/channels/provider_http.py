@@ -1,4 +1,4 @@
-"""What the HTTP SMS channels share: one pooled httpx client and the mapping from HTTP outcomes to errors."""
+"""What the HTTP channels (SMS and email APIs) share: a pooled httpx client and HTTP outcomes mapped to errors."""
 
 from __future__ import annotations
 
@@ -13,11 +13,11 @@ import httpx
 
 from notify_shared.channels.base import DeliveryError, PermanentDeliveryError, TransientDeliveryError
 
-# A burst of SMS opens connections that the next burst can reuse, skipping TCP and TLS set-up.
+# A burst of messages opens connections that the next burst can reuse, skipping TCP and TLS set-up.
 _LIMITS = httpx.Limits(max_connections=64, max_keepalive_connections=64, keepalive_expiry=30.0)
 
 
-class SmsHttpClient:
+class ProviderHttpClient:
     """An httpx.AsyncClient whose network failures arrive as `TransientDeliveryError`.
 
     `transport` replaces the network, e.g. with `httpx.MockTransport` in tests.
@@ -48,7 +48,7 @@ class SmsHttpClient:
         headers: Mapping[str, str] | None = None,
     ) -> httpx.Response:
         """POST and return the response whatever its status; raises only when no response came back."""
-        # A timeout may hide an SMS that was sent after all; providers without an idempotency key can then
+        # A timeout may hide a message that was sent after all; providers without an idempotency key can then
         # deliver it twice when it is retried. That is the lesser evil next to a parent never hearing.
         try:
             return await self._client.post(url, json=json, data=data, headers=headers)
@@ -66,7 +66,7 @@ class SmsHttpClient:
 
 
 CONNECT_FAILED = "http_connect_failed"
-"""No connection was made, so the provider certainly did not get the SMS."""
+"""No connection was made, so the provider certainly did not get the message."""
 
 
 def error_for_status(response: httpx.Response, reason: str | None = None) -> DeliveryError | None:
