@@ -21,3 +21,7 @@ def configure_logging(level: str | None = None) -> None:
     logging.getLogger("aiokafka").setLevel(logging.WARNING)
     # aiosqlite logs every statement with its parameters (addresses, names, message text) at DEBUG.
     logging.getLogger("aiosqlite").setLevel(logging.INFO)
+    # httpx logs one INFO line per request: one per SMS (or email through an API) says nothing the status
+    # events do not, and at thousands a minute it buries what matters and costs CPU. LOG_LEVEL=DEBUG keeps them.
+    if logging.getLogger().getEffectiveLevel() > logging.DEBUG:
+        logging.getLogger("httpx").setLevel(logging.WARNING)
