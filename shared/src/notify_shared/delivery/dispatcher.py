@@ -35,6 +35,7 @@ from notify_shared.delivery.eligibility import screen
 from notify_shared.delivery.job import DeliveryJob
 from notify_shared.delivery.plan import PlannedNotification, SourceEventRef
 from notify_shared.delivery.retry import Backoff
+from notify_shared.delivery.status_backlog import StatusBacklog
 from notify_shared.delivery.status_sink import StatusSink
 from notify_shared.ledger import (
     Claim,
@@ -130,7 +131,9 @@ class Dispatcher:
         self._render = render
         self._email = email
         self._sms = sms
-        self._status_sink = status_sink
+        # A status Kafka refuses is kept in the ledger's database; the retry worker publishes it later.
+        self.status_backlog = StatusBacklog(ledger.engine, status_sink, clock=clock)
+        self._status_sink = self.status_backlog.sink()
         self._email_sender = email_sender
         self._max_attempts = max_attempts
         self._backoff = backoff or Backoff()

@@ -1,8 +1,9 @@
 """The retry worker: tries queued notifications again when they fall due, in every service.
 
-It claims due retries from the ledger's retry queue in batches and hands each to `Dispatcher.retry`. An
-APScheduler alarm (`notify_shared.alarm`) wakes it at the earliest due time and polls now and then for retries
-scheduled by other replicas or left by one that died.
+It claims due retries from the ledger's retry queue in batches and hands each to `Dispatcher.retry`, after
+publishing the status events Kafka refused earlier (`status_backlog`). An APScheduler alarm
+(`notify_shared.alarm`) wakes it at the earliest due time and polls now and then for retries scheduled by other
+replicas or left by one that died.
 """
 
 from __future__ import annotations
@@ -72,6 +73,8 @@ class RetryWorker:
             self._armed_for = None
 
     async def _drain(self) -> int:
+        # Status events Kafka refused earlier go out first, so the operators' view catches up before new ones.
+        await self._dispatcher.status_backlog.republish()
         tried = 0
         while not self._stopping:
             due = await self._queue.claim_due(owner=self._owner, limit=self._batch_size)

@@ -90,3 +90,18 @@ delivery_retries = sa.Table(
     sa.Column("claimed_by", sa.String(200), nullable=True),
     sa.Column("claimed_until", sa.DateTime(timezone=True), nullable=True),
 )
+
+unpublished_statuses = sa.Table(
+    "unpublished_statuses",
+    metadata,
+    sa.Column("id", _HistoryId, primary_key=True, autoincrement=True),
+    # No foreign key: a status of a delivery report may be kept before its notification's row is visible here.
+    sa.Column("notification_id", sa.String(NOTIFICATION_ID_LENGTH), nullable=False),
+    sa.Column(
+        "report",
+        sa.Text,
+        nullable=False,
+        comment="The NotificationStatusReport as JSON (ids only); deleted once it is on the status topic",
+    ),
+    sa.Column("kept_at", sa.DateTime(timezone=True), nullable=False),
+)
