@@ -17,6 +17,7 @@ from notify_shared.contract import Channel, NotificationStatusReport
 from notify_shared.delivery import Dispatcher, PlannedNotification, RetryWorker, SourceEventRef
 from notify_shared.delivery.status_backlog import StatusBacklog
 from notify_shared.ledger import DeliveryLedger, DeliveryStatus, create_engine
+from notify_shared.observability import ServiceMetrics
 from notify_shared.rendering import render_notification
 from notify_shared.testing.clocks import SettableClock
 from notify_shared.testing.waiting import wait_until
@@ -232,3 +233,25 @@ def _report(notification_id: str) -> NotificationStatusReport:
         sms_segments=None,
         occurred_at=datetime(2026, 11, 20, 8, 0, tzinfo=UTC),
     )
+
+
+async def test_operators_see_how_many_status_events_wait_in_the_metrics(ledger: DeliveryLedger) -> None:
+    topic, channel = FlakyStatusTopic(), AcceptingChannel()
+    metrics = ServiceMetrics("invitations")
+    dispatcher = Dispatcher(
+        ledger=ledger,
+        render=render_notification,
+        email=channel,
+        sms=channel,
+        status_sink=topic,
+        email_sender="Bjølsen skole <no-reply@bjolsen.example.no>",
+        metrics=metrics,
+    )
+    topic.down = True
+
+    await dispatcher.dispatch(invitation_plans("evt-metrics", guardians=2))
+
+    assert 'notify_status_events_waiting{service="invitations"} 4.0' in (await metrics.render()).decode()
+    topic.down = False
+    await dispatcher.status_backlog.republish()
+    assert 'notify_status_events_waiting{service="invitations"} 0.0' in (await metrics.render()).decode()

@@ -85,6 +85,9 @@ class DeliveryMetrics(Protocol):
     def delivery_retried(self, *, channel: str, template: str) -> None:
         """A send is tried again after a transient provider error."""
 
+    def watch_status_backlog(self, count: Callable[[], Awaitable[int]]) -> None:
+        """`count` tells how many status events wait in the backlog; call it when metrics are read."""
+
 
 @dataclass(frozen=True)
 class DeliveryOutcome:
@@ -134,6 +137,8 @@ class Dispatcher:
         # A status Kafka refuses is kept in the ledger's database; the retry worker publishes it later.
         self.status_backlog = StatusBacklog(ledger.engine, status_sink, clock=clock)
         self._status_sink = self.status_backlog.sink()
+        if metrics is not None:
+            metrics.watch_status_backlog(self.status_backlog.pending)
         self._email_sender = email_sender
         self._max_attempts = max_attempts
         self._backoff = backoff or Backoff()

@@ -55,6 +55,10 @@ class ServiceMetrics:
             ["service", "reason"],
             registry=self.registry,
         )
+        self.status_events_waiting = self.gauge(
+            "notify_status_events_waiting",
+            "Status events Kafka refused, kept in the database until they can be published.",
+        )
 
     def consumer_middleware(self) -> KafkaPrometheusMiddleware:
         """FastStream's consumer and publisher metrics (`faststream_*`) in this registry.
@@ -133,3 +137,9 @@ class ServiceMetrics:
 
     def delivery_retried(self, *, channel: str, template: str) -> None:
         self.retries.labels(self.service, channel, template).inc()
+
+    def watch_status_backlog(self, count: Callable[[], Awaitable[int]]) -> None:
+        async def refresh() -> None:
+            self.status_events_waiting.labels(self.service).set(await count())
+
+        self.on_scrape(refresh)
