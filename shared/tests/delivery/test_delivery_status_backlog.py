@@ -255,3 +255,19 @@ async def test_operators_see_how_many_status_events_wait_in_the_metrics(ledger: 
     topic.down = False
     await dispatcher.status_backlog.republish()
     assert 'notify_status_events_waiting{service="invitations"} 0.0' in (await metrics.render()).decode()
+
+
+async def test_the_ledger_is_not_held_while_kafka_takes_its_time_over_kept_statuses(ledger: DeliveryLedger) -> None:
+    topic = GatedStatusTopic()
+    backlog = StatusBacklog(ledger.engine, topic)
+    for number in range(3):
+        await backlog.keep(_report(f"ntf-{number}"))
+
+    republishing = asyncio.create_task(backlog.republish())
+    await wait_until(lambda: topic.waiting == 3, what="the kept statuses in flight")
+    # Meanwhile the service goes on writing to its database (here: another status kept).
+    await asyncio.wait_for(backlog.keep(_report("ntf-meanwhile")), timeout=10)
+    topic.gate.set()
+
+    assert await republishing == 3
+    assert await backlog.pending() == 1

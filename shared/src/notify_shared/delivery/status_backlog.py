@@ -18,7 +18,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from notify_shared.contract import NotificationStatusReport
 from notify_shared.delivery.status_sink import StatusSink
@@ -73,30 +73,47 @@ class StatusBacklog:
         return published
 
     async def _republish_batch(self) -> tuple[int, bool]:
-        # Rows stay locked while they are published (a few produce requests), so replicas on PostgreSQL do not
-        # publish the same report twice; SQLite has a single writer anyway.
-        async with self._engine.begin() as connection:
-            rows = (
-                await connection.execute(
-                    sa.select(unpublished_statuses.c.id, unpublished_statuses.c.report)
-                    .order_by(unpublished_statuses.c.id)
-                    .limit(self._batch_size)
-                    .with_for_update(skip_locked=True)
-                )
-            ).all()
-            if not rows:
-                return 0, False
-            results = await asyncio.gather(
-                *(self._publish_to.publish_status(_report(row.report)) for row in rows), return_exceptions=True
-            )
-            done = [row.id for row, result in zip(rows, results, strict=True) if not isinstance(result, BaseException)]
+        if self._engine.dialect.name == "sqlite":
+            # SQLite means one instance and one pooled connection: hold no transaction while Kafka may take
+            # its full timeout to refuse, or every ledger write of the service would wait for it.
+            async with self._engine.connect() as connection:
+                rows = await self._oldest(connection, lock=False)
+            done = await self._publish(rows)
             if done:
-                await connection.execute(sa.delete(unpublished_statuses).where(unpublished_statuses.c.id.in_(done)))
-        failed = len(rows) - len(done)
-        if failed:
-            error = next(result for result in results if isinstance(result, BaseException))
-            logger.warning("%d kept status events still not published (%s)", failed, type(error).__name__)
-        return len(done), failed == 0 and len(rows) == self._batch_size
+                async with self._engine.begin() as connection:
+                    await self._delete(connection, done)
+        else:
+            # Rows stay locked while they are published, so replicas do not publish the same report twice.
+            async with self._engine.begin() as connection:
+                rows = await self._oldest(connection, lock=True)
+                done = await self._publish(rows)
+                if done:
+                    await self._delete(connection, done)
+        return len(done), len(done) == len(rows) == self._batch_size
+
+    async def _oldest(self, connection: AsyncConnection, *, lock: bool) -> list[tuple[int, str]]:
+        query = (
+            sa.select(unpublished_statuses.c.id, unpublished_statuses.c.report)
+            .order_by(unpublished_statuses.c.id)
+            .limit(self._batch_size)
+        )
+        if lock:
+            query = query.with_for_update(skip_locked=True)
+        return [(row.id, row.report) for row in await connection.execute(query)]
+
+    async def _publish(self, rows: list[tuple[int, str]]) -> list[int]:
+        """Publish `rows` together (the producer batches them); the ids of those Kafka took."""
+        results = await asyncio.gather(
+            *(self._publish_to.publish_status(_report(report)) for _, report in rows), return_exceptions=True
+        )
+        errors = [result for result in results if isinstance(result, BaseException)]
+        if errors:
+            logger.warning("%d kept status events still not published (%s)", len(errors), type(errors[0]).__name__)
+        taken = zip(rows, results, strict=True)
+        return [kept_id for (kept_id, _), result in taken if not isinstance(result, BaseException)]
+
+    async def _delete(self, connection: AsyncConnection, ids: list[int]) -> None:
+        await connection.execute(sa.delete(unpublished_statuses).where(unpublished_statuses.c.id.in_(ids)))
 
 
 def _report(stored: str) -> NotificationStatusReport:
