@@ -33,9 +33,10 @@ from notify_shared import samples
 from notify_shared.contract import Channel, MeetingCreated
 from notify_shared.ledger import DeliveryKey, DeliveryStatus, create_engine, deliveries, delivery_retries
 from notify_shared.ledger.keys import notification_id_for
+from notify_shared.ledger.tables import unpublished_statuses
 from notify_shared.testing.databases import fresh_postgres_database
 from notify_shared.testing.faults import FaultySmtpSink, FaultyWebhookSink, OwnKafkaBroker, ServiceProcess
-from notify_shared.testing.kafka import EventPublisher, create_all_topics
+from notify_shared.testing.kafka import EventPublisher, TopicReader, create_all_topics
 from notify_shared.testing.waiting import wait_until
 from notify_shared.topics import Topics
 
@@ -59,6 +60,8 @@ class Verdict:
     lost: list[str] = field(default_factory=list)
     duplicated: list[str] = field(default_factory=list)
     unexpected: list[str] = field(default_factory=list)
+    without_final_status_event: list[str] = field(default_factory=list)
+    """Final in the ledger, but no `notification.status` event with that status on the topic."""
 
 
 @dataclass
@@ -189,21 +192,48 @@ class Scenario:
         finally:
             await engine.dispose()
 
+    async def kept_statuses(self) -> int:
+        """Status events Kafka refused, waiting in the service's database to be published."""
+        engine = create_engine(self.database_url)
+        try:
+            async with engine.connect() as connection:
+                count = await connection.execute(sa.select(sa.func.count()).select_from(unpublished_statuses))
+                return int(count.scalar_one())
+        finally:
+            await engine.dispose()
+
+    async def kept_statuses_above(self, count: int) -> bool:
+        return await self.kept_statuses() > count
+
     async def settle(self) -> None:
         expected = self.expected_ids()
 
         async def all_final() -> bool:
             rows = await self.ledger_rows()
             done = all(nid in rows and rows[nid][0].is_final for nid in expected)
-            return done and await self.retries_pending() == 0
+            return done and await self.retries_pending() == 0 and await self.kept_statuses() == 0
 
         await wait_until(all_final, within=SETTLE_TIMEOUT, interval=0.5, what=f"{self.name}: every notification final")
+
+    async def final_status_events(self) -> set[tuple[str, str]]:
+        """(notification id, status) of every final status event on the run's status topic."""
+        async with TopicReader(self.kafka_bootstrap, self.topics.notification_status) as reader:
+            events = await reader.read_to_end()
+        return {
+            (event["data"]["notification_id"], event["data"]["status"])
+            for event in events
+            if DeliveryStatus(event["data"]["status"]).is_final
+        }
 
     async def verdict(self) -> Verdict:
         expected = self.expected_ids()
         rows = await self.ledger_rows()
         accepted = self.accepted()
+        published = await self.final_status_events()
         verdict = Verdict(expected=len(expected))
+        verdict.without_final_status_event = sorted(
+            nid for nid in expected if nid in rows and (nid, rows[nid][0].value) not in published
+        )
         verdict.unexpected = sorted(set(accepted) - expected)
         for nid in sorted(expected):
             status, reason = rows.get(nid, (None, None))
@@ -236,6 +266,7 @@ class Scenario:
             "ended_with_reason": dict(verdict.ended_with_reason),
             "lost": len(verdict.lost),
             "duplicated": len(verdict.duplicated),
+            "final_status_events_missing": len(verdict.without_final_status_event),
             "email_transport": "smtp" if self.email_api is None else "api",
             "sink_acceptances": {
                 "smtp": self.smtp.accepted.total,
@@ -255,18 +286,24 @@ class Scenario:
             with Path(path).open("a", encoding="utf-8") as report:
                 report.write(json.dumps(figures) + "\n")
 
-    async def check(self, *, resends_allowed: int = 0, smtp_duplicates_allowed: int = 0) -> None:
+    async def check(
+        self, *, resends_allowed: int = 0, smtp_duplicates_allowed: int = 0, status_events_may_be_missing: bool = False
+    ) -> None:
         """Every assertion of the reliability promise, after the run has settled.
 
         Both allowances are for kill -9 only. `resends_allowed` bounds the messages sent again after a restart: a
         provider accepted them in the milliseconds before the ledger recorded it. A resend through an SMS or email
         API repeats its Idempotency-Key, so the provider drops it and the parent gets one message. An email over
         SMTP repeats only its Message-ID, which SMTP cannot drop: `smtp_duplicates_allowed` of those may reach a
-        parent twice. See docs/reliability.md.
+        parent twice. A kill -9 between recording an outcome and publishing its status event loses that event
+        (`status_events_may_be_missing`); every other fault must leave each notification's final status on the
+        status topic. See docs/reliability.md.
         """
         verdict = await self.verdict()
         self.report(verdict)
         assert verdict.lost == [], f"{len(verdict.lost)} notifications lost"
+        if not status_events_may_be_missing:
+            assert verdict.without_final_status_event == [], "final statuses missing on notification.status"
         replays = sum(sink.replays for sink in self.webhook_sinks())
         assert len(verdict.duplicated) + replays <= resends_allowed, (
             f"{len(verdict.duplicated)} accepted more than once, {replays} sent again to an API"
@@ -336,7 +373,7 @@ async def test_kill_minus_9_repeatedly_with_email_through_an_api_delivers_everyt
             kills = await kill_repeatedly(run)
             # The sends in flight at each kill (16 per process) are sent again; every one of them is dropped by
             # its Idempotency-Key, so no parent gets anything twice.
-            await run.check(resends_allowed=16 * kills)
+            await run.check(resends_allowed=16 * kills, status_events_may_be_missing=True)
             assert run.smtp.accepted.total == 0
         finally:
             run.email_api.close()
@@ -348,7 +385,9 @@ async def test_kill_minus_9_repeatedly_with_email_over_smtp_sends_at_most_the_in
     async with scenario("kill-9", kafka_bootstrap, tmp_path, sinks) as run:
         kills = await kill_repeatedly(run)
         # SMTP has no idempotency key: of the sends in flight at each kill, the emails reach their parent twice.
-        await run.check(resends_allowed=16 * kills, smtp_duplicates_allowed=16 * kills)
+        await run.check(
+            resends_allowed=16 * kills, smtp_duplicates_allowed=16 * kills, status_events_may_be_missing=True
+        )
 
 
 async def test_the_smtp_server_down_for_a_while(
@@ -417,6 +456,25 @@ async def test_a_kafka_broker_restart_mid_run(
         await run.wait_progress(0.3)
         await asyncio.to_thread(own_broker.command, "stop")
         run.faults.append("broker stopped (SIGTERM) at 30% delivered, then started again on the same port and data")
+        await asyncio.to_thread(own_broker.command, "start")
+        await run.settle()
+        await run.check()
+
+
+async def test_the_broker_away_longer_than_the_producer_waits_keeps_status_events_until_it_is_back(
+    own_broker: OwnKafkaBroker, tmp_path: Path, sinks: tuple[FaultySmtpSink, FaultyWebhookSink]
+) -> None:
+    async with scenario("broker-away", own_broker.bootstrap, tmp_path / "run", sinks) as run:
+        await run.start(run.service())
+        await run.publish_all()
+        await run.wait_progress(0.3)
+        await asyncio.to_thread(own_broker.command, "stop")
+        # The sends in flight finish, but their status events wait for the producer's timeout and are refused.
+        await wait_until(
+            lambda: run.kept_statuses_above(0), within=180, interval=1, what="status events kept while Kafka is away"
+        )
+        kept = await run.kept_statuses()
+        run.faults.append(f"broker stopped at 30% delivered until {kept} status events were refused and kept")
         await asyncio.to_thread(own_broker.command, "start")
         await run.settle()
         await run.check()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import random
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field, replace
@@ -32,6 +33,7 @@ from notify_shared.delivery import (
 from notify_shared.ledger import DeliveryKey, DeliveryLedger, DeliveryStatus
 from notify_shared.rendering import render_notification
 from notify_shared.testing.clocks import SettableClock
+from notify_shared.testing.waiting import wait_until
 
 
 @dataclass
@@ -427,3 +429,81 @@ async def test_a_notification_claimed_by_a_sender_that_crashed_is_sent_once_its_
     (outcome,) = await harness.dispatcher().dispatch([plan])
     assert outcome.status is DeliveryStatus.SENT
     assert len(harness.channel.emails) == 1
+
+
+class GatedChannel(ScriptedChannel):
+    """Holds every email until `gate` is set, as a provider that hangs would (SMS go at once)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate = asyncio.Event()
+        self.emails_waiting = 0
+
+    async def send_email(self, message: OutgoingEmail) -> DeliveryReceipt:
+        self.emails_waiting += 1
+        await self.gate.wait()
+        return await super().send_email(message)
+
+
+def _one_slot(harness: Harness, channel: ScriptedChannel) -> Dispatcher:
+    return Dispatcher(
+        ledger=harness.ledger,
+        render=render_notification,
+        email=channel,
+        sms=channel,
+        status_sink=harness.statuses,
+        email_sender="Bjølsen skole <no-reply@bjolsen.example.no>",
+        clock=harness.clock,
+        concurrency=1,
+    )
+
+
+async def test_a_claim_that_waited_past_its_lease_and_was_taken_over_is_not_sent_a_second_time(
+    harness: Harness,
+) -> None:
+    guardian = samples.sample_guardian(1)
+    email, sms = _plan(guardian, Channel.EMAIL), _plan(guardian, Channel.SMS)
+    hanging = GatedChannel()
+    first = asyncio.create_task(_one_slot(harness, hanging).dispatch([email, sms]))
+    # The email holds the only slot; the SMS, claimed with it, waits for the slot while its lease runs out.
+    await wait_until(lambda: hanging.emails_waiting == 1, what="the email hanging at the provider")
+    harness.clock.now += timedelta(seconds=harness.ledger.lease_seconds + 1)
+    # Meanwhile the event is handled again elsewhere, which takes the SMS over and sends it.
+    (taken_over,) = await harness.dispatcher().dispatch([sms])
+    assert taken_over.status is DeliveryStatus.SENT
+
+    hanging.gate.set()
+    with pytest.raises(NotificationInFlightError):
+        await first
+
+    assert len(harness.channel.sms) == 1
+    assert hanging.sms == []
+    assert len(hanging.emails) == 1
+
+
+async def test_a_claim_that_waited_long_but_is_still_ours_is_renewed_and_sent(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    renewed: list[str] = []
+    renew = harness.ledger.renew
+
+    async def counting_renew(notification_id: str, *, attempts: int) -> bool:
+        renewed.append(notification_id)
+        return await renew(notification_id, attempts=attempts)
+
+    monkeypatch.setattr(harness.ledger, "renew", counting_renew)
+    guardian = samples.sample_guardian(1)
+    hanging = GatedChannel()
+    first = asyncio.create_task(
+        _one_slot(harness, hanging).dispatch([_plan(guardian, Channel.EMAIL), _plan(guardian, Channel.SMS)])
+    )
+    await wait_until(lambda: hanging.emails_waiting == 1, what="the email hanging at the provider")
+    harness.clock.now += timedelta(seconds=harness.ledger.lease_seconds * 0.75)
+
+    hanging.gate.set()
+    outcomes = await first
+
+    assert [outcome.status for outcome in outcomes] == [DeliveryStatus.SENT, DeliveryStatus.SENT]
+    assert len(hanging.sms) == 1
+    # Only the SMS waited long enough to need it; the email had its slot at once.
+    assert renewed == [outcomes[1].notification_id]

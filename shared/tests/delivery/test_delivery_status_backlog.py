@@ -271,3 +271,18 @@ async def test_the_ledger_is_not_held_while_kafka_takes_its_time_over_kept_statu
 
     assert await republishing == 3
     assert await backlog.pending() == 1
+
+
+async def test_two_republishings_in_one_process_publish_each_kept_status_once(ledger: DeliveryLedger) -> None:
+    topic = GatedStatusTopic()
+    backlog = StatusBacklog(ledger.engine, topic)
+    for number in range(3):
+        await backlog.keep(_report(f"ntf-{number}"))
+
+    first = asyncio.create_task(backlog.republish())
+    await wait_until(lambda: topic.waiting == 3, what="the kept statuses in flight")
+    second = asyncio.create_task(backlog.republish())
+    topic.gate.set()
+
+    assert sorted(await asyncio.gather(first, second)) == [0, 3]
+    assert len(topic.reports) == 3

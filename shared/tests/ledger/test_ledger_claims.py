@@ -120,6 +120,32 @@ async def test_recording_sending_renews_the_lease_and_counts_an_attempt(
     assert meanwhile.attempts == 2
 
 
+async def test_renewing_a_live_claim_keeps_others_off_for_another_lease(
+    ledger: DeliveryLedger, clock: FakeClock
+) -> None:
+    ours = await claim(ledger, invitation())
+    clock.advance(seconds=ledger.lease_seconds - 1)
+
+    assert await ledger.renew(ours.notification_id, attempts=ours.attempts)
+    clock.advance(seconds=ledger.lease_seconds - 1)
+    meanwhile = await claim(ledger, invitation())
+
+    assert meanwhile.in_flight
+
+
+async def test_a_claim_taken_over_or_settled_is_no_longer_ours_to_renew(
+    ledger: DeliveryLedger, clock: FakeClock
+) -> None:
+    ours = await claim(ledger, invitation())
+    clock.advance(seconds=ledger.lease_seconds)
+    taken_over = await claim(ledger, invitation())
+
+    assert not await ledger.renew(ours.notification_id, attempts=ours.attempts)
+    assert await ledger.renew(taken_over.notification_id, attempts=taken_over.attempts)
+    await ledger.record(taken_over.notification_id, DeliveryStatus.SENT)
+    assert not await ledger.renew(taken_over.notification_id, attempts=taken_over.attempts)
+
+
 async def test_a_notification_in_the_retry_queue_is_left_to_the_retry_worker(ledger: DeliveryLedger) -> None:
     first = await claim(ledger, invitation())
     await ledger.record(first.notification_id, DeliveryStatus.QUEUED, reason="retry_scheduled:smtp_421")

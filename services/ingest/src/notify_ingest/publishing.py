@@ -46,7 +46,7 @@ def record_for(event: CloudEvent, topics: Topics) -> KafkaRecord:
 
 
 class KafkaPublisher:
-    """Publishes records through a started broker (`build_broker`: idempotent producer, acks=all)."""
+    """Publishes records through a started broker (`build_broker`: acks=all)."""
 
     def __init__(self, broker: KafkaBroker) -> None:
         self._broker = broker

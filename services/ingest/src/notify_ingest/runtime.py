@@ -25,7 +25,7 @@ class Runtime:
         self.api_keys = ApiKeys(settings.api_keys)
         self.metrics = IngestMetrics()
         # A plain broker from the shared builder rather than FastStream's KafkaRouter for FastAPI: the ingest only
-        # publishes, and build_broker is where the project sets the idempotent acks=all producer and the Kafka
+        # publishes, and build_broker is where the project sets the acks=all producer and the Kafka
         # security settings; the router would build a second, differently configured broker and add AsyncAPI
         # routes that describe nothing here.
         self.broker = build_broker(

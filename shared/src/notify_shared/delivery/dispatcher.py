@@ -169,10 +169,11 @@ class Dispatcher:
         chunk_size = 4 * self.concurrency
         for start in range(0, len(plans), chunk_size):
             chunk = plans[start : start + chunk_size]
+            claimed_at = self._clock()
             claims = await self._ledger.begin_many([self._claim_request(plan) for plan in chunk])
             try:
                 outcomes += await finish_all(
-                    self._bounded(self._deliver(plan, claim, renders))
+                    self._bounded(self._deliver(plan, claim, renders, claimed_at))
                     for plan, claim in zip(chunk, claims, strict=True)
                 )
             except Exception as failure:
@@ -182,7 +183,11 @@ class Dispatcher:
         return outcomes
 
     async def _deliver(
-        self, plan: PlannedNotification, claim: Claim, renders: dict[_RenderKey, RenderedNotification]
+        self,
+        plan: PlannedNotification,
+        claim: Claim,
+        renders: dict[_RenderKey, RenderedNotification],
+        claimed_at: datetime,
     ) -> DeliveryOutcome:
         if claim.in_flight:
             raise NotificationInFlightError(claim.notification_id)
@@ -220,7 +225,19 @@ class Dispatcher:
             deadline=self._deadlines.deadline(plan.channel, first_try=now, not_after=plan.not_after),
             not_after=plan.not_after,
         )
+        if not await self._claim_still_ours(claim, claimed_at):
+            logger.info("claim of notification %s passed on while it waited; not sending", job.notification_id)
+            raise NotificationInFlightError(claim.notification_id)
         return await self._try(job, from_queue=False)
+
+    async def _claim_still_ours(self, claim: Claim, claimed_at: datetime) -> bool:
+        # A claim waits for a free slot, normally for moments. If the slots were held for long (sends or status
+        # publishes hanging while a provider or Kafka is away), its lease may have run out and another sender may
+        # have taken it over; then sending it would send it twice. Past half the lease, renew it first; the other
+        # half is for the send itself, which the providers' timeouts keep well below that.
+        if self._clock() - claimed_at < timedelta(seconds=self._ledger.lease_seconds / 2):
+            return True
+        return await self._ledger.renew(claim.notification_id, attempts=claim.attempts)
 
     def _rendered(
         self, plan: PlannedNotification, renders: dict[_RenderKey, RenderedNotification]

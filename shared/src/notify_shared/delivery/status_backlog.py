@@ -42,6 +42,9 @@ class StatusBacklog:
         self._publish_to = publish_to
         self._clock = clock
         self._batch_size = batch_size
+        # The retry worker may drain from several wake-ups at once; one republishing per process is enough, and on
+        # SQLite (no row locks) two would publish the same reports.
+        self._republishing = asyncio.Lock()
 
     def sink(self) -> StatusSink:
         """The sink to publish through: `publish_to`, with this backlog behind it."""
@@ -63,11 +66,12 @@ class StatusBacklog:
     async def republish(self) -> int:
         """Publish kept reports, oldest first, until none is left or Kafka refuses one; returns how many went."""
         published = 0
-        while True:
-            sent, complete = await self._republish_batch()
-            published += sent
-            if not complete:
-                break
+        async with self._republishing:
+            while True:
+                sent, complete = await self._republish_batch()
+                published += sent
+                if not complete:
+                    break
         if published:
             logger.info("published %d kept status events", published)
         return published

@@ -44,11 +44,20 @@ def _security(settings: ServiceSettings) -> BaseSecurity | None:
 
 
 def build_broker(settings: ServiceSettings, *, client_id: str, middlewares: Sequence[Any] = ()) -> KafkaBroker:
-    """A broker whose producer is idempotent with acks=all, so a status or dead letter is never half-written."""
+    """A broker whose producer waits for every in-sync replica (acks=all), so what it publishes is not lost.
+
+    Not idempotent: aiokafka's idempotent producer can lose its sequence numbers when the brokers are away for
+    longer than its request timeout, and then refuses every record with OutOfOrderSequenceNumber until the
+    process restarts (aio-libs/aiokafka#1017; our `broker-away` fault scenario hit it). What this producer
+    publishes is read at least once anyway: status events are keyed by notification and status, dead letters
+    replay idempotently, and every consumer deduplicates events by id. A retried produce may repeat a record;
+    it will not wedge the service.
+    """
     return KafkaBroker(
         settings.kafka_bootstrap_servers.split(","),
         client_id=client_id,
-        enable_idempotence=True,
+        enable_idempotence=False,
+        acks="all",
         security=_security(settings),
         graceful_timeout=30.0,
         middlewares=middlewares,

@@ -444,6 +444,24 @@ class DeliveryLedger:
         )
         return True
 
+    async def renew(self, notification_id: str, *, attempts: int) -> bool:
+        """Restart the lease of our claim (`Claim.attempts`); False when it is no longer ours.
+
+        A claim stops being ours when another sender took it over after its lease ran out (which counted another
+        attempt) or when it was settled. Call it before sending on a claim that may have waited long.
+        """
+        async with self._engine.begin() as connection:
+            renewed = await connection.execute(
+                sa.update(deliveries)
+                .where(
+                    deliveries.c.notification_id == notification_id,
+                    deliveries.c.status == DeliveryStatus.SENDING.value,
+                    deliveries.c.attempts == attempts,
+                )
+                .values(updated_at=self._clock())
+            )
+            return bool(renewed.rowcount == 1)
+
     async def get(self, key_or_notification_id: DeliveryKey | str) -> DeliveryRecord | None:
         """The notification with this key or id, or None if it was never claimed."""
         notification_id = (

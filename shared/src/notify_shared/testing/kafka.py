@@ -17,6 +17,7 @@ from aiokafka.errors import TopicAlreadyExistsError
 from aiokafka.structs import RecordMetadata
 
 from notify_shared.contract import ALL_EVENT_TYPES, CloudEvent, encode_binary, encode_structured, partition_key
+from notify_shared.testing.waiting import wait_until
 from notify_shared.topics import Topics
 
 
@@ -93,6 +94,20 @@ class TopicReader:
         batches = await self._consumer.getmany(timeout_ms=100)
         for records in batches.values():
             self.records.extend(json.loads(record.value) for record in records if record.value)
+        return self.records
+
+    async def read_to_end(self, *, within: float = 60.0) -> list[dict[str, Any]]:
+        """Every record up to the end of each partition as it is now."""
+        await wait_until(lambda: bool(self._consumer.assignment()), within=within, what="partitions assigned")
+        partitions = list(self._consumer.assignment())
+        ends = await self._consumer.end_offsets(partitions)
+
+        async def at_the_end() -> bool:
+            await self.poll()
+            positions = [await self._consumer.position(partition) for partition in partitions]
+            return all(position >= ends[partition] for position, partition in zip(positions, partitions, strict=True))
+
+        await wait_until(at_the_end, within=within, interval=0.01, what="the topic read to its end")
         return self.records
 
 
