@@ -184,20 +184,17 @@ class Scenario:
             await engine.dispose()
 
     async def retries_pending(self) -> int:
-        engine = create_engine(self.database_url)
-        try:
-            async with engine.connect() as connection:
-                count = await connection.execute(sa.select(sa.func.count()).select_from(delivery_retries))
-                return int(count.scalar_one())
-        finally:
-            await engine.dispose()
+        return await self._rows_in(delivery_retries)
 
     async def kept_statuses(self) -> int:
         """Status events Kafka refused, waiting in the service's database to be published."""
+        return await self._rows_in(unpublished_statuses)
+
+    async def _rows_in(self, table: sa.Table) -> int:
         engine = create_engine(self.database_url)
         try:
             async with engine.connect() as connection:
-                count = await connection.execute(sa.select(sa.func.count()).select_from(unpublished_statuses))
+                count = await connection.execute(sa.select(sa.func.count()).select_from(table))
                 return int(count.scalar_one())
         finally:
             await engine.dispose()

@@ -27,27 +27,13 @@ from notify_shared.channels import (
 )
 from notify_shared.channels.mime import compose_message
 from notify_shared.settings import ServiceSettings
+from notify_shared.testing.http_providers import Responder, raising
+from notify_shared.testing.http_providers import ScriptedProvider as EmailApi
 from notify_shared.wiring import build_email_channel
 
 MakeEmail = Callable[..., OutgoingEmail]
-Responder = Callable[[httpx.Request], httpx.Response]
 
 API_URL = "https://mail-api.example.no/v1/messages"
-
-
-class EmailApi:
-    """A scripted email API: records every request and answers with `respond`."""
-
-    def __init__(self, respond: Responder) -> None:
-        self.requests: list[httpx.Request] = []
-        self._respond = respond
-
-    def transport(self) -> httpx.MockTransport:
-        def handle(request: httpx.Request) -> httpx.Response:
-            self.requests.append(request)
-            return self._respond(request)
-
-        return httpx.MockTransport(handle)
 
 
 @pytest.fixture
@@ -146,13 +132,6 @@ async def test_the_envelope_sender_is_the_configured_bounce_address(
 
     assert json.loads(api.requests[0].content)["from"] == "bounces@notify.example.no"
     assert "Authorization" not in api.requests[0].headers
-
-
-def raising(error: type[httpx.TransportError]) -> Responder:
-    def respond(request: httpx.Request) -> httpx.Response:
-        raise error("simulated", request=request)
-
-    return respond
 
 
 @pytest.mark.parametrize(

@@ -26,27 +26,13 @@ from notify_shared.channels import (
     WebhookSmsChannel,
 )
 from notify_shared.channels.provider_http import retry_after_seconds
+from notify_shared.testing.http_providers import Responder, raising
+from notify_shared.testing.http_providers import ScriptedProvider as Provider
 
 MakeSms = Callable[..., OutgoingSms]
-Responder = Callable[[httpx.Request], httpx.Response]
 
 TWILIO_SID = "AC0123456789abcdef0123456789abcdef"
 WEBHOOK_URL = "https://sms-gateway.example.no/v1/messages"
-
-
-class Provider:
-    """A scripted SMS provider: records every request and answers with `respond`."""
-
-    def __init__(self, respond: Responder) -> None:
-        self.requests: list[httpx.Request] = []
-        self._respond = respond
-
-    def transport(self) -> httpx.MockTransport:
-        def handle(request: httpx.Request) -> httpx.Response:
-            self.requests.append(request)
-            return self._respond(request)
-
-        return httpx.MockTransport(handle)
 
 
 @pytest.fixture
@@ -135,13 +121,6 @@ async def test_the_webhook_without_a_token_sends_no_authorization_and_accepts_an
 
 def failing_with(status: int, body: object = None, headers: dict[str, str] | None = None) -> Responder:
     return lambda _: httpx.Response(status, json=body, headers=headers)
-
-
-def raising(error: type[httpx.TransportError]) -> Responder:
-    def respond(request: httpx.Request) -> httpx.Response:
-        raise error("simulated", request=request)
-
-    return respond
 
 
 @dataclass(frozen=True)

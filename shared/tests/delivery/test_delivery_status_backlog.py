@@ -257,14 +257,20 @@ async def test_operators_see_how_many_status_events_wait_in_the_metrics(ledger: 
     assert 'notify_status_events_waiting{service="invitations"} 0.0' in (await metrics.render()).decode()
 
 
+async def republishing_three_held_at_kafka(backlog: StatusBacklog, topic: GatedStatusTopic) -> asyncio.Task[int]:
+    """Three statuses kept, and a republishing of them under way, held at the gated topic."""
+    for number in range(3):
+        await backlog.keep(_report(f"ntf-{number}"))
+    republishing = asyncio.create_task(backlog.republish())
+    await wait_until(lambda: topic.waiting == 3, what="the kept statuses in flight")
+    return republishing
+
+
 async def test_the_ledger_is_not_held_while_kafka_takes_its_time_over_kept_statuses(ledger: DeliveryLedger) -> None:
     topic = GatedStatusTopic()
     backlog = StatusBacklog(ledger.engine, topic)
-    for number in range(3):
-        await backlog.keep(_report(f"ntf-{number}"))
+    republishing = await republishing_three_held_at_kafka(backlog, topic)
 
-    republishing = asyncio.create_task(backlog.republish())
-    await wait_until(lambda: topic.waiting == 3, what="the kept statuses in flight")
     # Meanwhile the service goes on writing to its database (here: another status kept).
     await asyncio.wait_for(backlog.keep(_report("ntf-meanwhile")), timeout=10)
     topic.gate.set()
@@ -276,11 +282,8 @@ async def test_the_ledger_is_not_held_while_kafka_takes_its_time_over_kept_statu
 async def test_two_republishings_in_one_process_publish_each_kept_status_once(ledger: DeliveryLedger) -> None:
     topic = GatedStatusTopic()
     backlog = StatusBacklog(ledger.engine, topic)
-    for number in range(3):
-        await backlog.keep(_report(f"ntf-{number}"))
+    first = await republishing_three_held_at_kafka(backlog, topic)
 
-    first = asyncio.create_task(backlog.republish())
-    await wait_until(lambda: topic.waiting == 3, what="the kept statuses in flight")
     second = asyncio.create_task(backlog.republish())
     topic.gate.set()
 
