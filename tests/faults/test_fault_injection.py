@@ -199,9 +199,6 @@ class Scenario:
         finally:
             await engine.dispose()
 
-    async def kept_statuses_above(self, count: int) -> bool:
-        return await self.kept_statuses() > count
-
     async def settle(self) -> None:
         expected = self.expected_ids()
 
@@ -444,14 +441,18 @@ async def test_the_first_sms_provider_down_traffic_moves_to_the_second(
             second.close()
 
 
+async def stop_the_broker_at_30_percent(run: Scenario, own_broker: OwnKafkaBroker) -> None:
+    await run.start(run.service())
+    await run.publish_all()
+    await run.wait_progress(0.3)
+    await asyncio.to_thread(own_broker.command, "stop")
+
+
 async def test_a_kafka_broker_restart_mid_run(
     own_broker: OwnKafkaBroker, tmp_path: Path, sinks: tuple[FaultySmtpSink, FaultyWebhookSink]
 ) -> None:
     async with scenario("broker-restart", own_broker.bootstrap, tmp_path / "run", sinks) as run:
-        await run.start(run.service())
-        await run.publish_all()
-        await run.wait_progress(0.3)
-        await asyncio.to_thread(own_broker.command, "stop")
+        await stop_the_broker_at_30_percent(run, own_broker)
         run.faults.append("broker stopped (SIGTERM) at 30% delivered, then started again on the same port and data")
         await asyncio.to_thread(own_broker.command, "start")
         await run.settle()
@@ -462,14 +463,13 @@ async def test_the_broker_away_longer_than_the_producer_waits_keeps_status_event
     own_broker: OwnKafkaBroker, tmp_path: Path, sinks: tuple[FaultySmtpSink, FaultyWebhookSink]
 ) -> None:
     async with scenario("broker-away", own_broker.bootstrap, tmp_path / "run", sinks) as run:
-        await run.start(run.service())
-        await run.publish_all()
-        await run.wait_progress(0.3)
-        await asyncio.to_thread(own_broker.command, "stop")
+        await stop_the_broker_at_30_percent(run, own_broker)
+
+        async def some_kept() -> bool:
+            return await run.kept_statuses() > 0
+
         # The sends in flight finish, but their status events wait for the producer's timeout and are refused.
-        await wait_until(
-            lambda: run.kept_statuses_above(0), within=180, interval=1, what="status events kept while Kafka is away"
-        )
+        await wait_until(some_kept, within=180, interval=1, what="status events kept while Kafka is away")
         kept = await run.kept_statuses()
         run.faults.append(f"broker stopped at 30% delivered until {kept} status events were refused and kept")
         await asyncio.to_thread(own_broker.command, "start")

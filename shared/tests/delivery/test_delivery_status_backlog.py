@@ -64,7 +64,12 @@ async def ledger(database_url: str) -> AsyncIterator[DeliveryLedger]:
         await ledger.aclose()
 
 
-def dispatcher_for(ledger: DeliveryLedger, topic: FlakyStatusTopic, channel: AcceptingChannel) -> Dispatcher:
+def dispatcher_for(
+    ledger: DeliveryLedger,
+    topic: FlakyStatusTopic,
+    channel: AcceptingChannel,
+    metrics: ServiceMetrics | None = None,
+) -> Dispatcher:
     return Dispatcher(
         ledger=ledger,
         render=render_notification,
@@ -72,6 +77,7 @@ def dispatcher_for(ledger: DeliveryLedger, topic: FlakyStatusTopic, channel: Acc
         sms=channel,
         status_sink=topic,
         email_sender="Bjølsen skole <no-reply@bjolsen.example.no>",
+        metrics=metrics,
     )
 
 
@@ -238,15 +244,7 @@ def _report(notification_id: str) -> NotificationStatusReport:
 async def test_operators_see_how_many_status_events_wait_in_the_metrics(ledger: DeliveryLedger) -> None:
     topic, channel = FlakyStatusTopic(), AcceptingChannel()
     metrics = ServiceMetrics("invitations")
-    dispatcher = Dispatcher(
-        ledger=ledger,
-        render=render_notification,
-        email=channel,
-        sms=channel,
-        status_sink=topic,
-        email_sender="Bjølsen skole <no-reply@bjolsen.example.no>",
-        metrics=metrics,
-    )
+    dispatcher = dispatcher_for(ledger, topic, channel, metrics)
     topic.down = True
 
     await dispatcher.dispatch(invitation_plans("evt-metrics", guardians=2))

@@ -136,6 +136,7 @@ class Dispatcher:
         self._sms = sms
         # A status Kafka refuses is kept in the ledger's database; the retry worker publishes it later.
         self.status_backlog = StatusBacklog(ledger.engine, status_sink, clock=clock)
+        self._renew_claims_after = timedelta(seconds=ledger.lease_seconds / 2)
         self._status_sink = self.status_backlog.sink()
         if metrics is not None:
             metrics.watch_status_backlog(self.status_backlog.pending)
@@ -235,7 +236,7 @@ class Dispatcher:
         # publishes hanging while a provider or Kafka is away), its lease may have run out and another sender may
         # have taken it over; then sending it would send it twice. Past half the lease, renew it first; the other
         # half is for the send itself, which the providers' timeouts keep well below that.
-        if self._clock() - claimed_at < timedelta(seconds=self._ledger.lease_seconds / 2):
+        if self._clock() - claimed_at < self._renew_claims_after:
             return True
         return await self._ledger.renew(claim.notification_id, attempts=claim.attempts)
 
