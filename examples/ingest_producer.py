@@ -8,8 +8,8 @@ Without `--file` it posts a realistic sample event (`notify_shared.samples`) wit
 the same `--event-id` to see idempotency: the second answer says `"duplicate": true`.
 
 What a production client should copy: one id per event, kept with the event (store it before the first try);
-retry with the same body on 503, timeouts and broken connections (a repeat can never publish twice); never
-retry 400, 401, 403, 409 or 413 unchanged.
+retry with the same body on 503, 429 (after its Retry-After), timeouts and broken connections (a repeat can
+never publish twice); never retry 400, 401, 403, 409 or 413 unchanged.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ SAMPLES: dict[str, Callable[..., CloudEvent]] = {
     "message.posted": samples.message_posted,
     "absence.noted": samples.absence_noted,
 }
-RETRYABLE_STATUS = 503
+RETRYABLE_STATUS = {429: "too many requests", 503: "unavailable"}
 CLOUDEVENTS_JSON = "application/cloudevents+json"
 
 
@@ -51,7 +51,7 @@ def sample_event(event_type: str, *, event_id: str, school_id: str | None) -> di
 def post_event(
     client: httpx.Client, url: str, api_key: str, event: dict[str, Any], *, attempts: int = 5
 ) -> httpx.Response:
-    """POST the event; on 503 or a network error, wait and send the very same body again."""
+    """POST the event; on 503, 429 or a network error, wait and send the very same body again."""
     body = json.dumps(event, ensure_ascii=False).encode()
     headers = {"Authorization": f"Bearer {api_key}", "Content-Type": CLOUDEVENTS_JSON}
     for attempt in range(1, attempts + 1):
@@ -64,10 +64,13 @@ def post_event(
             print(f"try {attempt}: {type(error).__name__}; trying again", file=sys.stderr)
             time.sleep(2**attempt)
             continue
-        if response.status_code != RETRYABLE_STATUS or last_try:
+        if response.status_code not in RETRYABLE_STATUS or last_try:
             return response
         wait = int(response.headers.get("Retry-After", "1"))
-        print(f"try {attempt}: 503, trying again in {wait} s", file=sys.stderr)
+        print(
+            f"try {attempt}: {response.status_code} {RETRYABLE_STATUS[response.status_code]}, trying again in {wait} s",
+            file=sys.stderr,
+        )
         time.sleep(wait)
     raise AssertionError("unreachable: the last try returns or raises")
 
@@ -84,7 +87,11 @@ def main(argv: list[str] | None = None) -> int:
     source.add_argument("--type", choices=sorted(SAMPLES), default="meeting.created", help="Which sample to post.")
     source.add_argument("--file", type=Path, help="Post this CloudEvent (JSON) instead of a sample.")
     parser.add_argument("--event-id", help="The sample's CloudEvents id (default: a new UUID).")
-    parser.add_argument("--school-id", help="Put this school id in the sample (it must be your key's school).")
+    parser.add_argument(
+        "--school-id",
+        help="Put this school id in the sample (it must be your key's school, and the ingest's INGEST_SCHOOLS must "
+        "allow the sample's school name and SMS sender id for it).",
+    )
     parser.add_argument("--timeout", type=float, default=15.0, help="Seconds per request.")
     arguments = parser.parse_args(argv)
     if not arguments.api_key:

@@ -20,10 +20,12 @@ from typing import Any
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
+from pydantic import ValidationError
 from pydantic_settings import BaseSettings
 
 from notify_digest.app import create_app as create_digest_app
 from notify_digest.settings import DigestSettings
+from notify_ingest.auth import api_key_digest
 from notify_ingest.runtime import Runtime as IngestRuntime
 from notify_ingest.settings import IngestSettings
 from notify_invitations.app import create_app as create_invitations_app
@@ -58,9 +60,9 @@ COMMANDS = {
 REQUIRED_ALERTS = ("NotifyDeadLetters", "NotifyFailureRateHigh", "NotifyConsumerLagHigh", "NotifyRemindersRunningLate")
 NON_ROOT_UID = 10001  # the `notify` user of deploy/docker/Dockerfile
 CONTAINER_TMP = "/tmp"  # noqa: S108 - the path inside the container that needs a volume, not a temp file here
-# Environment variables read outside the settings classes: the log level (notify_shared.logs) and the
-# OpenTelemetry SDK's own OTEL_* variables (OTEL_ENABLED itself is a setting).
-READ_OUTSIDE_SETTINGS = re.compile(r"LOG_LEVEL|OTEL_[A-Z0-9_]+")
+# Environment variables read outside the settings classes: the log level (notify_shared.logs), the
+# OpenTelemetry SDK's own OTEL_* variables (OTEL_ENABLED itself is a setting) and uvicorn's trusted proxies.
+READ_OUTSIDE_SETTINGS = re.compile(r"LOG_LEVEL|OTEL_[A-Z0-9_]+|FORWARDED_ALLOW_IPS")
 # Settings that hold credentials: they come from a Secret, never from a ConfigMap or a literal in a manifest.
 SECRET_SETTINGS = re.compile(r"PASSWORD|TOKEN|SECRET|API_KEYS|DATABASE_URL|SASL_USERNAME")
 
@@ -163,7 +165,12 @@ def exported_metrics() -> dict[str, set[str]]:
         create_reminders_app(RemindersSettings())
         create_digest_app(DigestSettings())
     assert len(registries) == len(CONSUMERS)
-    ingest = IngestRuntime(IngestSettings(api_keys={"nor-0301-bjolsen": "a-test-key-of-enough-length"}))
+    ingest = IngestRuntime(
+        IngestSettings(
+            api_keys={"nor-0301-bjolsen": api_key_digest("a-test-key-of-enough-length")},
+            schools={"nor-0301-bjolsen": {"name": "Bjølsen skole", "sms_sender_id": "Bjolsen"}},
+        )
+    )
     registries.append(ingest.metrics.registry)
 
     series: dict[str, set[str]] = {name: set(labels) for name, labels in PROMETHEUS_SERIES.items()}
@@ -631,7 +638,23 @@ def test_k8s_settings_are_settings_the_services_read_and_accept(
         pod = deployment["spec"]["template"]["spec"]
         environment, _ = container_environment(pod["containers"][0], data)
         mount_secret_files(pod, environment, data, tmp_path / name)
-        assert_settings_accept(monkeypatch, name, environment, f"{root.relative_to(REPO)} {name}")
+        where = f"{root.relative_to(REPO)} {name}"
+        if name == "ingest":
+            environment["INGEST_API_KEYS"] = replaced_placeholder_keys(monkeypatch, environment, where)
+        assert_settings_accept(monkeypatch, name, environment, where)
+
+
+def replaced_placeholder_keys(monkeypatch: pytest.MonkeyPatch, environment: Mapping[str, str], where: str) -> str:
+    """The example's API keys are placeholders the ingest must refuse; the same schools with real key digests,
+    as an operator fills them in."""
+    with monkeypatch.context() as patch:
+        for name, value in environment.items():
+            patch.setenv(name, value)
+        with pytest.raises(ValidationError, match="example placeholder"):
+            IngestSettings()
+    schools = json.loads(environment["INGEST_API_KEYS"])
+    assert schools, f"{where}: INGEST_API_KEYS names no school"
+    return json.dumps({school: api_key_digest(f"the-real-key-of-{school}") for school in schools})
 
 
 @K8S_ROOTS

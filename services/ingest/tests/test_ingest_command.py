@@ -15,6 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from notify_ingest.auth import api_key_digest
 from notify_ingest.testing import SCHOOL, SCHOOL_KEY, records_on
 from notify_shared.testing.kafka import create_all_topics
 from notify_shared.testing.waiting import wait_until
@@ -47,7 +48,8 @@ async def served(kafka_bootstrap: str, tmp_path: Path, topics: Topics) -> AsyncI
     environment = os.environ | {
         "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
         "TOPIC_PREFIX": topics.prefix,
-        "INGEST_API_KEYS": json.dumps({SCHOOL: SCHOOL_KEY}),
+        "INGEST_API_KEYS": json.dumps({SCHOOL: api_key_digest(SCHOOL_KEY)}),
+        "INGEST_SCHOOLS": json.dumps({SCHOOL: {"name": "Bjølsen skole", "sms_sender_id": "Bjolsen"}}),
         "INGEST_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'ingest.db'}",
         "HTTP_HOST": "127.0.0.1",
         "HTTP_PORT": str(port),
@@ -112,3 +114,29 @@ async def test_the_example_producer_exits_non_zero_with_the_problem_when_the_key
     assert code == 1
     assert output.startswith("401 Unauthorized")
     assert json.loads(output.split("\n", 1)[1])["error"] == "unauthorized"
+
+
+async def test_the_command_refuses_to_start_with_the_example_placeholder_key_naming_the_setting(
+    tmp_path: Path,
+) -> None:
+    # The line an operator would keep by copying deploy/k8s/base/secrets.example.env unchanged.
+    example = (REPO / "deploy" / "k8s" / "base" / "secrets.example.env").read_text(encoding="utf-8")
+    placeholder_keys = next(line for line in example.splitlines() if line.startswith("ingest-api-keys="))
+    environment = os.environ | {
+        "INGEST_API_KEYS": placeholder_keys.partition("=")[2],
+        "INGEST_SCHOOLS": json.dumps({SCHOOL: {"name": "Bjølsen skole", "sms_sender_id": "Bjolsen"}}),
+        "INGEST_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'ingest.db'}",
+    }
+    process = await asyncio.create_subprocess_exec(
+        Path(sys.executable).parent / "notify-ingest",
+        env=environment,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    async with asyncio.timeout(60):
+        output, _ = await process.communicate()
+
+    assert process.returncode == 2
+    message = output.decode()
+    assert "INGEST_API_KEYS" in message
+    assert f"the key of ['{SCHOOL}'] is the example placeholder" in message

@@ -39,7 +39,7 @@ def test_the_document_describes_the_event_body_the_keys_and_every_answer() -> No
     }
     for reference in body_schema["discriminator"]["mapping"].values():
         assert reference.removeprefix("#/components/schemas/") in document["components"]["schemas"]
-    assert set(operation["responses"]) == {"202", "400", "401", "403", "409", "413", "415", "503"}
+    assert set(operation["responses"]) == {"202", "400", "401", "403", "409", "413", "415", "429", "503"}
     assert operation["security"] == [{"HTTPBearer": []}, {"APIKeyHeader": []}]
     assert document["components"]["securitySchemes"]["APIKeyHeader"]["name"] == "X-API-Key"
     # The operators' routes are served but are not part of the integrators' document.

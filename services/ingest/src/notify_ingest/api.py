@@ -41,7 +41,15 @@ class FieldError(BaseModel):
 
 
 ErrorCode = Literal[
-    "invalid_event", "unauthorized", "forbidden", "too_large", "unsupported_media_type", "conflict", "unavailable"
+    "invalid_event",
+    "unauthorized",
+    "forbidden",
+    "not_allowed",
+    "too_large",
+    "unsupported_media_type",
+    "conflict",
+    "rate_limited",
+    "unavailable",
 ]
 
 
@@ -57,7 +65,9 @@ class Problem(BaseModel):
         "`not_a_cloudevent`, `unknown_event_type` or `schema_violation`.",
         examples=["schema_violation"],
     )
-    errors: list[FieldError] = Field(default_factory=list, description="For `invalid_event`: each problem found.")
+    errors: list[FieldError] = Field(
+        default_factory=list, description="For `invalid_event` and `not_allowed`: each problem found."
+    )
 
 
 # Each outcome's HTTP status and, for refusals, its error code and message.
@@ -67,9 +77,11 @@ _STATUS: dict[Outcome, int] = {
     Outcome.INVALID: 400,
     Outcome.UNAUTHORIZED: 401,
     Outcome.FORBIDDEN: 403,
+    Outcome.NOT_ALLOWED: 403,
     Outcome.CONFLICT: 409,
     Outcome.TOO_LARGE: 413,
     Outcome.UNSUPPORTED_MEDIA_TYPE: 415,
+    Outcome.RATE_LIMITED: 429,
     Outcome.UNAVAILABLE: 503,
 }
 _REFUSALS: dict[Outcome, tuple[ErrorCode, str]] = {
@@ -86,6 +98,16 @@ _REFUSALS: dict[Outcome, tuple[ErrorCode, str]] = {
         "conflict",
         "This event id was already accepted with different content. A changed event needs a new id "
         "(for a changed meeting, send meeting.updated with a new id).",
+    ),
+    Outcome.NOT_ALLOWED: (
+        "not_allowed",
+        "The event is valid, but this deployment does not allow some of it for your school (its name, its SMS "
+        "sender id, or SMS to a country it does not serve): `errors` names each field. Nothing was published.",
+    ),
+    Outcome.RATE_LIMITED: (
+        "rate_limited",
+        "Too many requests from this API key, or too many with a wrong key from this address. Wait the "
+        "`Retry-After` seconds, then post the same event again.",
     ),
     Outcome.TOO_LARGE: ("too_large", "The body is larger than this endpoint accepts."),
     Outcome.UNSUPPORTED_MEDIA_TYPE: (
@@ -166,10 +188,17 @@ def _runtime(request: Request) -> Runtime:
         202: {"description": "Published, or published before (`duplicate: true`)."},
         400: _problem_response(Problem, "The event breaks the contract: `errors` lists each field and problem."),
         401: _problem_response(Problem, "No API key, or not a valid one."),
-        403: _problem_response(Problem, "The key is valid, but for another school than the event's."),
+        403: _problem_response(
+            Problem,
+            "The key is valid, but for another school than the event's (`forbidden`); or the event carries a "
+            "school name, SMS sender id or phone country this deployment does not allow it (`not_allowed`).",
+        ),
         409: _problem_response(Problem, "The id was accepted before with different content."),
         413: _problem_response(Problem, "The body is larger than INGEST_MAX_BODY_BYTES (1 MiB by default)."),
         415: _problem_response(Problem, "Not application/cloudevents+json or application/json."),
+        429: _problem_response(
+            Problem, "Too many requests for this key, or too many wrong keys from this address: see `Retry-After`."
+        ),
         503: _problem_response(Problem, "Kafka or the database is unavailable: retry with the same event later."),
     },
     openapi_extra={"requestBody": _REQUEST_BODY},
@@ -182,10 +211,9 @@ async def post_event(
     api_key: Annotated[str | None, Depends(_api_key_header)],
 ) -> Response:
     # The bearer token when there is one, else X-API-Key.
-    school_id = runtime.api_keys.school_for(bearer.credentials if bearer else api_key)
-    if school_id is None:
-        result = Result(Outcome.UNAUTHORIZED)
-    else:
+    school_id, result = _admitted(runtime, request.client.host if request.client else "", bearer, api_key)
+    if result is None:
+        assert school_id is not None
         body = await _read_body(request, runtime.settings.max_body_bytes)
         if body is None:
             result = Result(Outcome.TOO_LARGE)
@@ -193,6 +221,23 @@ async def post_event(
             result = await runtime.ingestor.ingest(body, request.headers.get("content-type"), school_id=school_id)
     runtime.metrics.request_answered(school_id=school_id, outcome=result.outcome)
     return _response(result)
+
+
+def _admitted(
+    runtime: Runtime, address: str, bearer: HTTPAuthorizationCredentials | None, api_key: str | None
+) -> tuple[str | None, Result | None]:
+    """The caller's school, and the answer when the request goes no further (checked before the body is read)."""
+    wait = runtime.failed_key_limits.wait_for(address)
+    if wait is not None:
+        return None, Result(Outcome.RATE_LIMITED, retry_after_seconds=wait)
+    school_id = runtime.api_keys.school_for(bearer.credentials if bearer else api_key)
+    if school_id is None:
+        runtime.failed_key_limits.failed(address)
+        return None, Result(Outcome.UNAUTHORIZED)
+    wait = runtime.key_rate_limits.wait_for(school_id)
+    if wait is not None:
+        return school_id, Result(Outcome.RATE_LIMITED, retry_after_seconds=wait)
+    return school_id, None
 
 
 async def _read_body(request: Request, limit: int) -> bytes | None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from enum import StrEnum
@@ -41,6 +41,8 @@ class Outcome(StrEnum):
     UNSUPPORTED_MEDIA_TYPE = "unsupported_media_type"
     CONFLICT = "conflict"
     UNAVAILABLE = "unavailable"
+    NOT_ALLOWED = "not_allowed"
+    RATE_LIMITED = "rate_limited"
 
 
 @dataclass(frozen=True)
@@ -60,10 +62,12 @@ class Result:
     """For `INVALID`: the rejection code the services would dead-letter it with (e.g. `schema_violation`)."""
     problems: tuple[FieldProblem, ...] = ()
     retry_after_seconds: float | None = None
-    """For `UNAVAILABLE`: when a retry may succeed."""
+    """For `UNAVAILABLE` and `RATE_LIMITED`: when a retry may succeed."""
 
 
 PublishFunction = Callable[[KafkaRecord], Awaitable[Published]]
+PolicyCheck = Callable[[CloudEvent], Sequence[FieldProblem]]
+"""What the deployment does not allow in a valid event of the caller's school (`notify_ingest.policy`)."""
 
 
 class Ingestor:
@@ -76,8 +80,10 @@ class Ingestor:
         publish: PublishFunction,
         topics: Topics,
         publish_timeout_seconds: float,
+        policy: PolicyCheck | None = None,
     ) -> None:
         self._store = store
+        self._policy = policy
         self._publish = publish
         self._topics = topics
         self._publish_timeout = publish_timeout_seconds
@@ -107,6 +113,9 @@ class Ingestor:
         if _school_of(event) != school_id:
             logger.warning("refused event %s: the key of school %s cannot post for another school", event.id, school_id)
             return Result(Outcome.FORBIDDEN, event_id=event.id, event_type=event.type)
+        if self._policy is not None and (problems := tuple(self._policy(event))):
+            logger.warning("refused event %s from school %s: %d fields not allowed", event.id, school_id, len(problems))
+            return Result(Outcome.NOT_ALLOWED, event_id=event.id, event_type=event.type, problems=problems)
         try:
             return await self._publish_once(event, record_for(event, self._topics), school_id)
         except SQLAlchemyError as error:

@@ -24,7 +24,7 @@ class IngestMetrics(ServiceMetrics):
         self.requests = Counter(
             "notify_ingest_requests",
             "POST /v1/events requests by school and outcome (accepted, duplicate, invalid, unauthorized, "
-            "forbidden, too_large, unsupported_media_type, conflict, unavailable).",
+            "forbidden, not_allowed, too_large, unsupported_media_type, conflict, rate_limited, unavailable).",
             ["service", "school", "outcome"],
             registry=self.registry,
         )

@@ -7,7 +7,9 @@ import logging
 from notify_ingest.auth import ApiKeys
 from notify_ingest.ingestion import Ingestor
 from notify_ingest.metrics import SERVICE, IngestMetrics
+from notify_ingest.policy import SchoolPolicy
 from notify_ingest.publishing import KafkaPublisher
+from notify_ingest.ratelimit import FailedKeyLimits, KeyRateLimits
 from notify_ingest.settings import IngestSettings
 from notify_ingest.store import AcceptedEvents, Clock
 from notify_shared.kafka.broker import build_broker
@@ -23,6 +25,11 @@ class Runtime:
     def __init__(self, settings: IngestSettings, *, clock: Clock | None = None) -> None:
         self.settings = settings
         self.api_keys = ApiKeys(settings.api_keys)
+        self.key_rate_limits = KeyRateLimits(rate_per_second=settings.rate_per_second, burst=settings.rate_burst)
+        self.failed_key_limits = FailedKeyLimits(
+            limit=settings.auth_failure_limit, window_seconds=settings.auth_failure_window.total_seconds()
+        )
+        self.policy = SchoolPolicy(settings.schools, settings.sms_countries)
         self.metrics = IngestMetrics()
         # A plain broker from the shared builder rather than FastStream's KafkaRouter for FastAPI: the ingest only
         # publishes, and build_broker is where the project sets the acks=all producer and the Kafka
@@ -66,12 +73,19 @@ class Runtime:
             publish=KafkaPublisher(self.broker).publish,
             topics=self.settings.topics,
             publish_timeout_seconds=self.settings.publish_timeout_seconds,
+            policy=self.policy.problems,
         )
         logger.info(
-            "ingest started: %d schools have keys; topic prefix %r",
+            "ingest started: %d schools have keys; topic prefix %r; SMS numbers of %s only",
             len(self.settings.api_keys),
             self.settings.topic_prefix,
+            ",".join(sorted(self.settings.sms_countries)),
         )
+        if self.settings.plain_key_schools:
+            logger.warning(
+                "INGEST_API_KEYS holds plain keys for %s: replace each by its sha256: digest (docs/ingest.md)",
+                self.settings.plain_key_schools,
+            )
 
     async def stop(self) -> None:
         self._ingestor = None

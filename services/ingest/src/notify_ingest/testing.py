@@ -14,12 +14,13 @@ import httpx
 from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import ConsumerRecord
 from fastapi import FastAPI
-from pydantic import SecretStr
 
 from notify_ingest.app import create_app
+from notify_ingest.auth import api_key_digest
 from notify_ingest.runtime import Runtime
 from notify_ingest.settings import IngestSettings
 from notify_ingest.store import Clock
+from notify_shared import samples
 from notify_shared.testing.kafka import create_all_topics
 
 SCHOOL = "nor-0301-bjolsen"
@@ -27,15 +28,23 @@ SCHOOL = "nor-0301-bjolsen"
 SCHOOL_KEY = "bjolsen-test-key-0123456789abcdef"
 OTHER_SCHOOL = "nor-4601-nordnes"
 OTHER_SCHOOL_KEY = "nordnes-test-key-0123456789abcdef"
+OTHER_SCHOOL_NAME = "Nordnes skole"
+OTHER_SCHOOL_SMS_SENDER_ID = "Nordnes"
 
 
 def isolated_settings(*, kafka_bootstrap: str, work_dir: Path, **overrides: Any) -> IngestSettings:
-    """Settings for one test: a fresh topic prefix and database; two schools with keys."""
+    """Settings for one test: a fresh topic prefix and database; two schools with keys (as digests), the sample
+    school's name and sender id allowed for the first."""
+    sample = samples.sample_school()
     fields: dict[str, Any] = {
         "kafka_bootstrap_servers": kafka_bootstrap,
         "topic_prefix": f"t{uuid.uuid4().hex[:8]}.",
         "database_url": f"sqlite+aiosqlite:///{work_dir / 'ingest.db'}",
-        "api_keys": {SCHOOL: SecretStr(SCHOOL_KEY), OTHER_SCHOOL: SecretStr(OTHER_SCHOOL_KEY)},
+        "api_keys": {SCHOOL: api_key_digest(SCHOOL_KEY), OTHER_SCHOOL: api_key_digest(OTHER_SCHOOL_KEY)},
+        "schools": {
+            SCHOOL: {"name": sample.name, "sms_sender_id": sample.sms_sender_id},
+            OTHER_SCHOOL: {"name": OTHER_SCHOOL_NAME, "sms_sender_id": OTHER_SCHOOL_SMS_SENDER_ID},
+        },
     }
     return IngestSettings(**(fields | overrides))
 
