@@ -323,9 +323,11 @@ def test_compose_services_send_email_to_mailpit_and_keep_state_in_their_own_post
             assert environment["SMTP_PORT"] == "1025"
             assert environment["SMTP_SECURITY"] == "none"
             assert environment["SMS_PROVIDER"] in {"outbox", "webhook"}
-    api_keys = json.loads(compose_environment(services["ingest"])["INGEST_API_KEYS"])
-    assert isinstance(api_keys, dict)
-    assert api_keys
+    ingest = compose_environment(services["ingest"])
+    api_keys = json.loads(ingest["INGEST_API_KEYS"])
+    # docs/deployment.md tells the reader to post with this key.
+    assert api_keys == {"nor-0301-bjolsen": api_key_digest("local-demo-key-bjolsen")}
+    assert set(json.loads(ingest["INGEST_SCHOOLS"])) == set(api_keys)
 
 
 def test_compose_publishes_the_mailpit_grafana_prometheus_and_ingest_ports(yaml: Any) -> None:

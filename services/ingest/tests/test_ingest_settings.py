@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import shutil
 import subprocess
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 
@@ -208,3 +210,18 @@ def test_a_bad_limit_stops_start_up_naming_it(
     message = _stopped(capsys)
     assert f"{name}: " in message
     assert complaint in message
+
+
+def test_the_quick_start_of_docs_ingest_md_configures_an_ingest_that_takes_the_demo_key_it_curls_with(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    guide = (Path(__file__).resolve().parents[3] / "docs" / "ingest.md").read_text(encoding="utf-8")
+    quick_start = guide.split("## Try it", 1)[1].split("\n## ", 1)[0]
+    exports = dict(re.findall(r"^export (INGEST_[A-Z_]+)='([^']*)'$", quick_start, flags=re.MULTILINE))
+    assert {"INGEST_API_KEYS", "INGEST_SCHOOLS"} <= set(exports)
+    for name, value in exports.items():
+        monkeypatch.setenv(name, value)
+    settings = load_settings(IngestSettings)
+    assert settings.plain_key_schools == []
+    assert ApiKeys(settings.api_keys).school_for("local-demo-key-bjolsen") == "nor-0301-bjolsen"
+    assert "Bearer local-demo-key-bjolsen" in quick_start
