@@ -92,3 +92,16 @@ def test_many_addresses_are_forgotten_least_recent_first_past_the_cap(clock: Clo
     assert limits.wait_for("192.0.2.1") is None
     assert limits.wait_for("192.0.2.2") is not None
     assert limits.wait_for("192.0.2.3") is not None
+
+
+def test_the_addresses_of_one_ipv6_subscriber_share_one_count_and_ipv4_addresses_do_not(clock: Clock) -> None:
+    limits = FailedKeyLimits(limit=2, window_seconds=60, clock=clock)
+    limits.failed("2001:db8:7:1::1")
+    limits.failed("2001:db8:7:1:ffff:0:0:2")
+    assert limits.wait_for("2001:db8:7:1::3") is not None
+    assert limits.wait_for("2001:db8:7:2::1") is None
+
+    limits.failed("192.0.2.1")
+    limits.failed("::ffff:192.0.2.1")  # the same IPv4 client, as a dual-stack socket reports it
+    assert limits.wait_for("192.0.2.1") is not None
+    assert limits.wait_for("192.0.2.2") is None

@@ -7,6 +7,7 @@ forget everything on restart, which suits a guard against floods rather than a q
 
 from __future__ import annotations
 
+import ipaddress
 import time
 from collections import OrderedDict, deque
 from collections.abc import Callable
@@ -40,8 +41,22 @@ class KeyRateLimits:
         return (1 - tokens) / self._rate
 
 
+def client_group(address: str) -> str:
+    """What the failed-key cap counts by: an IPv4 address, or the /64 network of an IPv6 one (one subscriber
+    usually holds a whole /64, and would otherwise get a fresh allowance from each of its addresses)."""
+    try:
+        parsed = ipaddress.ip_address(address)
+    except ValueError:  # not an IP address (a Unix socket, a test client): counted by what it is
+        return address
+    if isinstance(parsed, ipaddress.IPv6Address):
+        if parsed.ipv4_mapped is not None:
+            return str(parsed.ipv4_mapped)
+        return str(ipaddress.IPv6Network((parsed, 64), strict=False))
+    return str(parsed)
+
+
 class FailedKeyLimits:
-    """Counts requests with a missing or wrong key per client address over a sliding window.
+    """Counts requests with a missing or wrong key per client address (`client_group`) over a sliding window.
 
     An address with `limit` failures inside the last `window_seconds` is refused until the oldest of them leaves
     the window. While refused its keys are not even checked, so guessing learns nothing.
@@ -64,6 +79,7 @@ class FailedKeyLimits:
 
     def wait_for(self, address: str) -> float | None:
         """None when `address` may try a key now; else the seconds until it may."""
+        address = client_group(address)
         failures = self._failures.get(address)
         if failures is None:
             return None
@@ -79,6 +95,7 @@ class FailedKeyLimits:
 
     def failed(self, address: str) -> None:
         """Count one request from `address` whose key was missing or wrong."""
+        address = client_group(address)
         failures = self._failures.setdefault(address, deque(maxlen=self._limit))
         failures.append(self._clock())
         self._failures.move_to_end(address)
