@@ -148,11 +148,15 @@ def test_every_language_with_letters_outside_gsm7_is_in_the_list(composed: list[
 def test_a_polish_reminder_keeps_asking_to_hear_from_a_parent_who_cannot_come(composed: list[Composed]) -> None:
     # The reviewer's case: the request (given way last) went, the Norwegian agenda (given way first) stayed.
     context = _crowded_context("meeting_reminder", "pl")
+    meeting = context["meeting"]
+    assert isinstance(meeting, Meeting)
+    context["meeting"] = meeting.model_copy(update={"location": "Rom 204", "organizer_name": None})
 
     rendered = render_notification("meeting_reminder", "pl", "nb", context)
 
     please_tell_us = environment.translations_for("pl").gettext("If you cannot come, please let the school know.")
     assert rendered.sms.split("\n")[-2] == please_tell_us
+    assert "Leirskolen" not in rendered.sms
     assert rendered.sms_encoding == "UCS-2"
     assert rendered.sms_segments == 3
 
