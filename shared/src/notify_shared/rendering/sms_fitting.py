@@ -115,10 +115,10 @@ def _join(parts: Iterable[str]) -> str:
 def fit_sms(head: str, body: str, tail: str, cut_note: str = "", max_segments: int = 3) -> str:
     """An SMS of `head`, `body` and `tail`, one per line, in at most `max_segments` billed segments.
 
-    When the whole does not fit, the body is cut after a whole sentence or word and ends in "…", and `cut_note` (e.g.
-    "the whole message came by e-mail") goes before the tail. Blank lines in the body are closed up: in an
-    SMS they cost characters and help little. The head and the tail (what it is about, who sent it) are kept
-    whole unless they alone are too long; then the head is cut too.
+    When the whole does not fit, the body is cut after a whole sentence or word and ends in "…", and
+    `cut_note` (e.g. "the whole message came by e-mail") goes before the tail. Blank lines in the body are
+    closed up: in an SMS they cost characters and help little. The head and the tail (what it is about, who
+    sent it) are kept whole unless they alone are too long; then the head is cut too.
     """
     head, tail, cut_note = str(head).strip(), str(tail).strip(), str(cut_note).strip()
     body = re.sub(r"\n\s*\n+", "\n", str(body).strip())
