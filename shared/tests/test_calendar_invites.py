@@ -97,3 +97,19 @@ def test_the_time_zone_block_covers_the_meetings_years_only() -> None:
     zone_block = ics[ics.index(b"BEGIN:VTIMEZONE") : ics.index(b"END:VTIMEZONE")]
     assert b"1970" not in zone_block
     assert len(ics) < 1_600, "icalendar's default 1970-2038 block made every file about 3 KB"
+
+
+def test_the_calendar_entry_shows_a_markdown_agenda_as_plain_text() -> None:
+    meeting = samples.sample_meeting(agenda="Husk **matpakke**, se [planen](https://skole.no/plan).")
+    calendar = MeetingCalendar(
+        school=samples.sample_school(),
+        meeting=meeting,
+        organizer_email="post@bjolsen.example",
+        method=CalendarMethod.REQUEST,
+        sequence=0,
+        stamp=STAMP,
+    )
+
+    event = _event(calendar.for_guardian(samples.sample_guardian(1)))
+
+    assert str(event["DESCRIPTION"]) == "Husk matpakke, se planen (https://skole.no/plan)."

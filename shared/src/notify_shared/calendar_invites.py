@@ -15,6 +15,7 @@ from icalendar import Calendar, Event, Timezone, vCalAddress, vText
 
 from notify_shared.channels import Attachment
 from notify_shared.contract import Meeting, Recipient, School
+from notify_shared.rendering.markdown import markdown_to_text
 
 PRODUCT_ID = "-//notify//school-home notifications//EN"
 _BEGIN_OF_EVENT = b"BEGIN:VEVENT\r\n"
@@ -62,7 +63,8 @@ class MeetingCalendar:
         event.add("summary", meeting.title)
         event.add("location", meeting.location)
         if meeting.agenda:
-            event.add("description", meeting.agenda)
+            # Calendars show the description as plain text: the agenda's Markdown as it reads in the text e-mail.
+            event.add("description", markdown_to_text(meeting.agenda))
         organizer = vCalAddress(f"mailto:{organizer_email}")
         organizer.params["cn"] = vText(meeting.organizer_name or school.name)
         event.add("organizer", organizer)

@@ -192,7 +192,9 @@ def test_the_nb_weekly_digest_reads_as_a_letter() -> None:
         "Fredag går vi til Sognsvann. Ta med:\n\n- matpakke og drikke\n- gode sko\n\n"
         "Påmelding: https://bjolsen.osloskolen.no/tur\n"
     )
-    assert "Fravær\n- Emma var borte mandag 30. november: 1. time (Matematikk).\n" in rendered.text
+    assert (
+        "Fravær\n- Emma var ikke til stede i disse timene mandag 30. november: 1. time (Matematikk).\n" in rendered.text
+    )
     assert "Fra Per Hansen, torsdag 3. desember kl. 12:00" in rendered.text
     assert "God helg!" in rendered.text
     assert "Meldinger som ikke kan vente, sender vi alltid til deg med en gang." in rendered.text
@@ -256,19 +258,19 @@ def test_an_urgent_message_is_marked_in_the_digest() -> None:
         (
             "nb",
             (
-                "Emma var borte mandag 30. november: 1. time (Matematikk), 2. time (Norsk).",
-                "Emma var borte hele dagen onsdag 2. desember (meldt av foresatt).",
-                "Emma var borte torsdag 3. desember: 5. time (Musikk) (meldt av foresatt).",
-                "Emma var borte hele dagen fredag 4. desember.",
+                "Emma var ikke til stede i disse timene mandag 30. november: 1. time (Matematikk), 2. time (Norsk).",
+                "Emma var ikke på skolen onsdag 2. desember (meldt av foresatt).",
+                "Emma var ikke til stede i disse timene torsdag 3. desember: 5. time (Musikk) (meldt av foresatt).",
+                "Emma var ikke på skolen fredag 4. desember.",
             ),
         ),
         (
             "nn",
             (
-                "Emma var borte måndag 30. november: 1. time (Matematikk), 2. time (Norsk).",
-                "Emma var borte heile dagen onsdag 2. desember (meldt av føresett).",
-                "Emma var borte torsdag 3. desember: 5. time (Musikk) (meldt av føresett).",
-                "Emma var borte heile dagen fredag 4. desember.",
+                "Emma var ikkje til stades i desse timane måndag 30. november: 1. time (Matematikk), 2. time (Norsk).",
+                "Emma var ikkje på skulen onsdag 2. desember (meldt av føresett).",
+                "Emma var ikkje til stades i desse timane torsdag 3. desember: 5. time (Musikk) (meldt av føresett).",
+                "Emma var ikkje på skulen fredag 4. desember.",
             ),
         ),
         (

@@ -10,6 +10,7 @@ from markupsafe import Markup
 from notify_shared.rendering import format_date, format_datetime, format_time, format_time_range, paragraphs
 from notify_shared.rendering.environment import period_text
 from notify_shared.rendering.formatting import babel_locale, format_day
+from notify_shared.rendering.languages import available_languages
 
 from .render_factories import OSLO, meeting, render
 
@@ -64,20 +65,34 @@ def test_other_languages_fall_back_to_cldr_patterns() -> None:
         ("uk", "четвер, 3 грудня 2026\u202fр., 18:00–19:30"),
         ("tr", "3 Aralık 2026 Perşembe, saat 18:00–19:30"),
         # CLDR with a correction: day before month, no Latin commas in Pashto.
-        ("so", "Khamiis, 3 Diseembar 2026 18:00–19:30"),
-        ("ps", "پنج شنبه 3 دسمبر 2026 18:00–19:30"),
-        # CLDR as it is, on the 24-hour clock where CLDR's default is 12-hour ("6:00 م", "6:00 PM").
+        ("so", "Khamiis, 3 Diseembar 2026, 18:00–19:30"),
+        ("ps", "پنج شنبه 3 دسمبر 2026، 18:00–19:30"),
+        # CLDR's own join, on the 24-hour clock where CLDR's default is 12-hour ("6:00 م", "6:00 PM").
         ("ar", "الخميس، 3 ديسمبر 2026، 18:00–19:30"),
-        ("ur", "جمعرات، 3 دسمبر، 2026 18:00–19:30"),
-        ("ti", "ሓሙስ፣ 3 ታሕሳስ 2026 18:00–19:30"),
+        ("ur", "جمعرات، 3 دسمبر، 2026، 18:00–19:30"),
+        ("ti", "ሓሙስ፣ 3 ታሕሳስ 2026፣ 18:00–19:30"),
         # Dari is CLDR's Persian of Afghanistan (Afghan month names); Kurmanji is CLDR's ku.
         ("prs", "پنجشنبه 3 دسمبر 2026، ساعت 18:00–19:30"),
-        ("kmr", "pêncşem, 3ê berfanbara 2026an 18:00–19:30"),
-        ("lt", "2026 m. gruodžio 3 d., ketvirtadienis 18:00–19:30"),
+        ("kmr", "pêncşem, 3ê berfanbara 2026an, 18:00–19:30"),
+        ("lt", "2026 m. gruodžio 3 d., ketvirtadienis, 18:00–19:30"),
     ],
 )
 def test_time_range_in_the_languages_parents_read(language: str, expected: str) -> None:
     assert format_time_range(START, END, "Europe/Oslo", language) == expected
+
+
+@pytest.mark.parametrize("language", sorted(available_languages()))
+def test_the_date_and_the_time_are_never_run_together(language: str) -> None:
+    # Where CLDR joins them with a bare space, the year ran into the time: "3 Diseembar 2026 18:00–19:30".
+    date_text = format_date(START, "Europe/Oslo", language)
+    times = "18:00–19:30"
+
+    when = format_time_range(START, END, "Europe/Oslo", language)
+
+    assert f"{date_text} {times}" not in when
+    assert f"{times} {date_text}" not in when
+    assert date_text in when
+    assert times in when
 
 
 @pytest.mark.parametrize(

@@ -13,7 +13,7 @@ from notify_shared.contract.meetings import Meeting
 from notify_shared.rendering import environment, formatting, languages, render_notification, renderer
 from notify_shared.rendering.bidi import FSI, PDI
 from notify_shared.rendering.previews import sample_context
-from notify_shared.rendering.sms_fitting import compose_sms, measured_segments, sms_line
+from notify_shared.rendering.sms_fitting import compose_sms, measured_segments, shorten, sms_line
 
 from .pseudo_locale import write_pseudo_locale
 
@@ -41,18 +41,55 @@ def test_what_fits_is_sent_whole() -> None:
     assert compose_sms(lines, 2, 3) == f"Hei Kari,\n{LEAD}\nOm: Kort."
 
 
-def test_the_cut_line_fills_the_room_left_and_ends_at_a_word() -> None:
+def test_the_cut_line_fills_the_room_left_and_ends_at_a_sentence() -> None:
     lines = [sms_line(LEAD), sms_line(TIME), sms_line(AGENDA, label="Om møtet:", cut=True, drop=1), sms_line(SIGN_OFF)]
 
     sms = compose_sms(lines, 2, 3)
 
     assert measured_segments(sms) == 2
     agenda = sms.split("\n")[2]
-    assert agenda.startswith("Om møtet: Leirskolen i mai")
-    assert agenda.endswith("…")
-    assert AGENDA.startswith(agenda.removeprefix("Om møtet: ").removesuffix("…"))
-    assert AGENDA[len(agenda) - len("Om møtet: ") - 1] == " "
+    # Two whole sentences, not a third one broken off after "Ta gjerne med": the ellipsis says more follows.
+    assert agenda == (
+        "Om møtet: Leirskolen i mai: kostnader og pakkeliste. Ta gjerne med spørsmål om overgangen til "
+        "ungdomsskolen. Leirskolen i mai: kostnader og pakkeliste. …"
+    )
     assert sms.endswith(SIGN_OFF)
+
+
+@pytest.mark.parametrize(
+    ("agenda", "room", "expected"),
+    [
+        # A sentence that keeps at least half of what a cut at a word would is preferred to a stray word.
+        (
+            "Leirskolen i mai: kostnader og pakkeliste. Ta gjerne med spørsmål.",
+            50,
+            "Leirskolen i mai: kostnader og pakkeliste. …",
+        ),
+        # Too short a sentence for the room: cut at a word instead, never inside one.
+        (
+            "Tur. Vi går til Sognsvann og griller pølser ved vannet om været tillater det.",
+            50,
+            "Tur. Vi går til Sognsvann og griller pølser ved…",
+        ),
+        # "kl. 18" and "f.eks. matpakke" are not the end of a sentence.
+        (
+            "Vi møtes kl. 18 ved porten og tar med f.eks. matpakke og drikke til alle.",
+            40,
+            "Vi møtes kl. 18 ved porten og tar med…",
+        ),
+        # Arabic question mark, Urdu full stop, Ethiopic full stop.
+        ("هل يمكنكم الحضور؟ سنتحدث عن الرحلة المدرسية في شهر مايو", 40, "هل يمكنكم الحضور؟ …"),
+        ("براہ کرم وقت پر آئیں۔ ہم سکول کے سفر کے بارے میں بات کریں گے", 40, "براہ کرم وقت پر آئیں۔ …"),
+        ("እንኳዕ ብደሓን መጻእኩም። ብዛዕባ ናይ ትምህርቲ ቤት ጉዕዞ ክንዛረብ ኢና", 25, "እንኳዕ ብደሓን መጻእኩም። …"),
+    ],
+)
+def test_a_shortened_agenda_ends_at_a_sentence_or_a_word_with_an_ellipsis(
+    agenda: str, room: int, expected: str
+) -> None:
+    shortened = shorten(agenda, room)
+
+    assert shortened == expected
+    assert len(shortened) <= room
 
 
 def test_optional_lines_give_way_in_the_stated_order_and_a_line_can_become_a_shorter_one() -> None:
@@ -91,8 +128,9 @@ def test_a_third_segment_is_used_only_when_the_essentials_need_it() -> None:
     assert sms.startswith("Добрий день,")  # in the third segment, the greeting has room again
 
 
-def test_a_line_that_only_needed_ucs2_gives_way_and_gsm7_lines_use_the_room() -> None:
-    # A Polish greeting would make the whole SMS UCS-2; without it the Norwegian agenda fits in GSM-7.
+def test_a_line_that_needs_ucs2_still_gives_way_only_in_its_turn() -> None:
+    # The Polish greeting needs UCS-2 and the Norwegian agenda does not; the agenda still goes first, and the
+    # notice is measured as the Polish it is, so it gets the third segment that UCS-2 needs for its essentials.
     lines = [
         sms_line("Dzień dobry,", drop=2),
         sms_line(LEAD),
@@ -104,8 +142,25 @@ def test_a_line_that_only_needed_ucs2_gives_way_and_gsm7_lines_use_the_room() ->
 
     sms = compose_sms(lines, 2, 3)
 
-    assert "Dzień dobry" not in sms
-    assert "O spotkaniu: Leirskolen i mai" in sms
+    assert sms.startswith(f"Dzień dobry,\n{LEAD}\n{TIME}\n{PLACE}\n")
+    assert sms.endswith(SIGN_OFF)
+    assert measured_segments(sms) == 3
+
+
+def test_a_less_important_line_never_stays_when_a_more_important_one_gave_way() -> None:
+    # In two GSM-7 segments there is room for the short Norwegian sign-off line, but not for the longer
+    # Polish request that gives way after it: both go, in the order stated.
+    essentials = [sms_line(LEAD), sms_line(TIME), sms_line(PLACE), sms_line("x" * 100)]
+    lines = [
+        *essentials,
+        sms_line("Om møtet: kort.", drop=1),
+        sms_line("Jeśli nie uda się przyjść, prosimy dać znać szkole.", drop=2),
+    ]
+
+    sms = compose_sms(lines, 2)
+
+    assert "Jeśli" not in sms
+    assert "Om møtet" not in sms
     assert measured_segments(sms) == 2
 
 

@@ -153,9 +153,25 @@ def babel_locale(language: str) -> Locale:
     raise LookupError("Babel has no English locale data")  # pragma: no cover - Babel always ships English
 
 
+_BARE_JOIN = re.compile(r"^\{[01]\}\s+\{[01]\}$")
+
+
+def _list_separator(locale: Locale) -> str:
+    # The comma the language puts between items of a list: ", ", Arabic-script "، ", Ethiopic "፣ ". A locale
+    # whose list joins with a word (Arabic "و") gets a plain comma instead.
+    middle = str(locale.list_patterns["standard"]["middle"])
+    separator = middle.removeprefix("{0}").removesuffix("{1}")
+    return separator if separator.strip() and not any(char.isalpha() for char in separator) else ", "
+
+
 def _cldr_join_pattern(locale: Locale) -> str:
     # CLDR joins date and time with patterns like "{1}, {0}" or "{1} 'at' {0}"; quotes mark literal text.
+    # Some locales (so, ur, ps, ti, lt, lv, se, kmr, vi) join with a bare space, which runs the year into the
+    # time ("3 Diseembar 2026 18:00–19:30"); those get the comma of their own lists between the two.
     joined = str(locale.datetime_formats["full"]).replace("'", "")
+    if _BARE_JOIN.match(joined):
+        first, second = joined[:3], joined[-3:]
+        joined = f"{first}{_list_separator(locale)}{second}"
     return joined.replace("{1}", "{date}").replace("{0}", "{time}")
 
 

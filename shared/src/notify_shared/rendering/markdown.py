@@ -1,4 +1,5 @@
-"""Teachers' messages are Markdown: made safe HTML for the e-mail, and readable plain text for text and SMS.
+"""Teachers' messages, meeting agendas and cancellation notes are Markdown: made safe HTML for the e-mail, and
+readable plain text for the text part, the SMS and the calendar entry.
 
 What a teacher types is data. It is parsed as Markdown here and never compiled as a template, so `{{ 7*7 }}`
 or `{% for %}` is shown as typed. Raw HTML is switched off in the parser (`html=False`): `<script>`,

@@ -90,14 +90,16 @@ def _units(text: str, encoding: SmsEncoding) -> list[int]:
     return [2 if ord(char) > 0xFFFF else 1 for char in text]
 
 
-def sms_segments(text: str) -> int:
-    """How many SMS parts `text` is billed as.
+def sms_segments(text: str, encoding: SmsEncoding | None = None) -> int:
+    """How many SMS parts `text` is billed as: in `encoding` when given and enough for it, else in the one
+    `text` needs.
 
     GSM-7 fits 160 septets in a single message and 153 in each part of a longer one (extension characters
     cost two); UCS-2 fits 70 UTF-16 code units, or 67 per part. An escape sequence or a surrogate pair is
     never split across two parts, so a part can end a unit short. An empty text is still one message.
     """
-    encoding = sms_encoding(text)
+    if encoding != "UCS-2":  # a text that needs UCS-2 cannot be measured as GSM-7
+        encoding = sms_encoding(text)
     single, per_part = (_SINGLE_GSM7, _PART_GSM7) if encoding == "GSM-7" else (_SINGLE_UCS2, _PART_UCS2)
     if len(text) * 2 <= single:  # even if every character cost two units
         return 1

@@ -7,7 +7,7 @@ and three segments over for another. Every text here is measured as it will be s
 Two ways to fit, used by the SMS templates:
 
 - `fit_sms(head, body, tail, …)` for a message whose body is free text of any length (a teacher's message, a
-  digest): the body is cut at a word and ends in "…".
+  digest): the body is cut at the end of a sentence, or else of a word, and ends in "…".
 - `compose_sms(lines, segments, max_segments)` for a notice made of lines that each carry something
   (what, when, where, who sent it) and some that are nice to have (a greeting, the agenda). The optional
   lines give way in the order the template states, a free-text line is cut before it is dropped, and the
@@ -17,18 +17,26 @@ Two ways to fit, used by the SMS templates:
 from __future__ import annotations
 
 import re
-import textwrap
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Final
 
 from notify_shared.rendering.bidi import ISOLATE_INITIATORS, close_isolates, without_isolates
-from notify_shared.rendering.sms import gsm7_friendly, sms_segments
+from notify_shared.rendering.sms import SmsEncoding, gsm7_friendly, sms_encoding, sms_segments
 
 
-def measured_segments(text: str) -> int:
-    """The SMS segments `text` will be billed as, after the renderer makes its punctuation GSM-7 friendly."""
-    return sms_segments(gsm7_friendly(text))
+def measured_segments(text: str, encoding: SmsEncoding | None = None) -> int:
+    """The SMS segments `text` will be billed as, after the renderer makes its punctuation GSM-7 friendly.
+
+    With `encoding="UCS-2"`, measured as UCS-2 even if `text` alone would go as GSM-7: what it costs once
+    lines that need UCS-2 are added to it.
+    """
+    return sms_segments(gsm7_friendly(text), encoding)
+
+
+def needed_encoding(text: str) -> SmsEncoding:
+    """The encoding `text` will go in, after the renderer makes its punctuation GSM-7 friendly."""
+    return sms_encoding(gsm7_friendly(text))
 
 
 _WORD_END = re.compile(r"\s")
@@ -43,27 +51,60 @@ _SHORTEST_USEFUL_CUT: Final = 24
 _LINE_SPACE = re.compile(r"[ \t\r\n\f\v]+")
 
 
+# The end of a sentence: its mark (Latin, Arabic "؟", Urdu "۔", Ethiopic "።" and "፧"), any closing quotes or
+# brackets, and the space after it. Whether a sentence really ends there is decided by what follows.
+_SENTENCE_END = re.compile(r"[.!?…؟۔።፧]+[\"'»”’)\]]*\s+")
+# A cut at a sentence is taken over a cut at a word when it keeps at least this share of what the word cut
+# would: a whole sentence reads better than one with a stray word or two of the next, but not at any price.
+_SENTENCE_SHARE: Final = 0.5
+
+
+def _sentence_ends(text: str) -> list[int]:
+    # Where sentences end: after ". " followed by something that can start a sentence (a capital, a letter of
+    # a script without case), so "kl. 18" and "f.eks. ta med" are not taken for one.
+    ends = []
+    for match in _SENTENCE_END.finditer(text):
+        following = text[match.end() : match.end() + 1]
+        if following and not following.islower() and not following.isdigit():
+            ends.append(match.end())
+    return ends
+
+
 def _longest_fitting(text: str, fits: Callable[[str], bool], limit: int) -> str | None:
-    # The longest start of `text`, cut after a whole word and ending in "…", for which fits() holds; cut
-    # inside a word only when not even the first word fits. None when not even "…" alone fits. No SMS holds
-    # more than `limit` characters, so a 20,000-character message is searched only as far as that.
+    # The longest start of `text` for which fits() holds, ending in "…": at the end of a sentence if that
+    # keeps most of what a cut at a word would, else after a whole word; inside a word only when not even
+    # the first word fits. None when not even "…" alone fits. No SMS holds more than `limit` characters, so
+    # a 20,000-character message is searched only as far as that.
     text = text[: limit + 1]
 
     def cut(end: int) -> str:
         # An isolate around a value that is cut must still be closed, or it would run to the end of the line.
         return close_isolates(text[:end].rstrip(_DANGLING) + ELLIPSIS)
 
-    for ends in ([match.start() for match in _WORD_END.finditer(text)], list(range(1, len(text)))):
+    def after_sentence(end: int) -> str:
+        # "pakkeliste. …": the sentence keeps its own mark and the ellipsis says that more follows.
+        return close_isolates(text[:end].rstrip() + " " + ELLIPSIS)
+
+    def longest(ends: list[int], shaped: Callable[[int], str]) -> int | None:
         candidates = [end for end in ends if text[:end].strip(_DANGLING)]
         low, high, best = 0, len(candidates) - 1, None
         while low <= high:  # fits() only gets harder as the text grows, so a binary search finds the longest
             middle = (low + high) // 2
-            if fits(cut(candidates[middle])):
+            if fits(shaped(candidates[middle])):
                 best, low = candidates[middle], middle + 1
             else:
                 high = middle - 1
-        if best is not None:
-            return cut(best)
+        return best
+
+    at_word = longest([match.start() for match in _WORD_END.finditer(text)], cut)
+    if at_word is not None:
+        at_sentence = longest([end for end in _sentence_ends(text) if end <= at_word + 1], after_sentence)
+        if at_sentence is not None and len(text[:at_sentence].rstrip()) >= _SENTENCE_SHARE * at_word:
+            return after_sentence(at_sentence)
+        return cut(at_word)
+    inside_word = longest(list(range(1, len(text))), cut)
+    if inside_word is not None:
+        return cut(inside_word)
     return ELLIPSIS if fits(ELLIPSIS) else None
 
 
@@ -74,10 +115,10 @@ def _join(parts: Iterable[str]) -> str:
 def fit_sms(head: str, body: str, tail: str, cut_note: str = "", max_segments: int = 3) -> str:
     """An SMS of `head`, `body` and `tail`, one per line, in at most `max_segments` billed segments.
 
-    When the whole does not fit, the body is cut after a whole word and ends in "…", and `cut_note` (e.g.
-    "the whole message came by e-mail") goes before the tail. Blank lines in the body are closed up: in an
-    SMS they cost characters and help little. The head and the tail (what it is about, who sent it) are kept
-    whole unless they alone are too long; then the head is cut too.
+    When the whole does not fit, the body is cut after a whole sentence or word and ends in "…", and
+    `cut_note` (e.g. "the whole message came by e-mail") goes before the tail. Blank lines in the body are
+    closed up: in an SMS they cost characters and help little. The head and the tail (what it is about, who
+    sent it) are kept whole unless they alone are too long; then the head is cut too.
     """
     head, tail, cut_note = str(head).strip(), str(tail).strip(), str(cut_note).strip()
     body = re.sub(r"\n\s*\n+", "\n", str(body).strip())
@@ -107,9 +148,11 @@ class SmsLine:
     `drop` is None for a line that is always kept, else the step at which it gives way (1 first, then 2, …;
     lines with the same step give way together). Giving way means becoming `instead`: nothing, or a shorter
     line that says nearly the same (the number of lessons instead of their names). Once the SMS fits, lines
-    that gave way come back, the latest step first, if they fit in the room left; a `cut` line (free text)
-    comes back cut at a word to fill that room, as long as enough of it remains to say something. `label`
-    goes before the text ("About the meeting:") and is never cut.
+    that gave way come back, the latest step first, while they fit in the room left; a `cut` line (free text)
+    comes back cut at a sentence or word to fill that room, as long as enough of it remains to say something.
+    The order holds whatever the letters: a line never stays while one with a later step has given way, even
+    when the later one is the only line that needs UCS-2 (a Polish "ś") and the earlier one would still fit
+    in GSM-7. `label` goes before the text ("About the meeting:") and is never cut.
     """
 
     text: str
@@ -164,17 +207,23 @@ def _compose(lines: Sequence[SmsLine], budget: int) -> str:
     current = [line.whole for line in lines]
     if measured_segments(_join(current)) <= budget:
         return _join(current)
-    for step in sorted({line.drop for line in lines if line.drop is not None}):
+    steps = sorted({line.drop for line in lines if line.drop is not None})
+    for given_way, step in enumerate(steps, start=1):
         for index, line in enumerate(lines):
             if line.drop == step:
                 current[index] = line.instead
         if measured_segments(_join(current)) <= budget:
-            # Room may be left over, most often because a line that gave way was the only one that needed
-            # UCS-2 (a Polish "ń"). The lines that gave way get it back, the more important first: a line never
-            # displaces a more important one, but it may use room that one could not.
-            given_way = [index for index, line in enumerate(lines) if line.drop is not None and line.drop <= step]
-            for index in sorted(given_way, key=lambda index: -(lines[index].drop or 0)):
-                current[index] = _restored(lines[index], current, index, budget)
+            # Room may be left over: the lines that gave way get it back, the more important first. A step
+            # that does not come back whole ends the restoring, so a less important line never takes room a
+            # more important one could not have, as when only the more important one needs UCS-2.
+            for back in reversed(steps[:given_way]):
+                restored_whole = True
+                for index, line in enumerate(lines):
+                    if line.drop == back:
+                        current[index] = _restored(line, current, index, budget)
+                        restored_whole = restored_whole and current[index] == line.whole
+                if not restored_whole:
+                    break
             return _join(current)
     # Only the essential lines are left and they are still too long: keep the last (who sent it) and cut the
     # rest from the end. Realistic titles and places never get here; a 300-character room name would.
@@ -189,18 +238,25 @@ def compose_sms(lines: Iterable[SmsLine | None], segments: int, max_segments: in
     fit in it; otherwise the larger one, where the optional lines get their room back. That keeps Norwegian
     and English (GSM-7) notices to two segments while a UCS-2 language, whose segment holds 67 characters,
     may use a third rather than lose what, when or where. Lines that are None or empty are left out.
+
+    The essentials are measured in the encoding the notice's own lines need: every line but free text (the
+    agenda, a note), which may be cut or dropped. A Polish notice whose essentials happen to be plain ASCII
+    ("Miejsce: Rom 204") is still Polish once its greeting or its "Jeśli nie uda się przyjść" is there, so
+    it is measured as UCS-2 and gets the third segment, instead of keeping two by dropping every Polish line.
     """
     present = [line for line in lines if isinstance(line, SmsLine) and line.text]
     budgets = sorted({segments, max_segments or segments})
     reduced = _join(line.whole if line.drop is None else line.instead for line in present)
+    encoding = needed_encoding(_join(line.whole for line in present if not line.cut))
     for budget in budgets[:-1]:
-        if measured_segments(reduced) <= budget:
+        if measured_segments(reduced, encoding) <= budget:
             return _compose(present, budget)
     return _compose(present, budgets[-1])
 
 
 def shorten(text: str | None, width: int) -> str:
-    """Free text on one line, cut at a word boundary to at most `width` characters, ending in "..." if cut."""
-    if not text:
-        return ""
-    return textwrap.shorten(text, width=width, placeholder="...")
+    """Free text on one line in at most `width` characters, cut as an SMS is (at a sentence or word, "…")."""
+    line = _one_line(text)
+    if len(line) <= width:
+        return line
+    return _longest_fitting(line, lambda candidate: len(candidate) <= width, width) or ""
