@@ -1,21 +1,31 @@
 """The parts every service's FastStream app shares: broker, status and dead-letter publishers, AsyncAPI, the
-HTTP routes for health, readiness, metrics and delivery reports, and tracing when it is switched on."""
+HTTP routes for health, readiness, metrics and delivery reports, and tracing when it is switched on.
+
+Under `faststream run` the HTTP server listens on two ports: the public `HTTP_PORT` (`/healthz` and the delivery
+report routes, which providers reach through the ingress) and `ADMIN_PORT` (`/metrics`, `/readyz`, `/healthz`, for
+Prometheus and the kubelet only). A path asked on the wrong port is answered 404.
+"""
 
 from __future__ import annotations
 
+import inspect
+import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Final
 
+import uvicorn
 from faststream._internal.basic_types import SettingField
-from faststream.asgi import AsgiFastStream
-from faststream.asgi.types import ASGIApp
+from faststream.asgi import AsgiFastStream, AsgiResponse
+from faststream.asgi.types import ASGIApp, Receive, Scope, Send
 from faststream.kafka import KafkaBroker
 from faststream.specification import AsyncAPI
 
 from notify_shared.contract import NotificationDeadLettered, NotificationStatus
-from notify_shared.delivery_reports import DeliveryReportReceiver, delivery_report_routes
+from notify_shared.delivery_reports import DeliveryReportReceiver, delivery_report_routes, route_secrets
 from notify_shared.kafka.broker import build_broker
+from notify_shared.kafka.dead_letter_topic import ensure_dead_letter_retention
 from notify_shared.kafka.outbound import KafkaDeadLetterSink, KafkaStatusSink
 from notify_shared.observability import Readiness, ServiceMetrics, health_routes
 from notify_shared.observability.tracing import Tracing
@@ -24,10 +34,19 @@ from notify_shared.wiring import status_callback_url
 
 logger = logging.getLogger(__name__)
 
+ADMIN_PATHS: Final = frozenset({"/metrics", "/readyz", "/healthz"})
+"""Served on `ADMIN_PORT`; all but `/healthz` are refused on the public port."""
+PUBLIC_ONLY_HIDDEN: Final = frozenset({"/metrics", "/readyz"})
+
 
 class ServiceAsgiApp(AsgiFastStream):
-    """`AsgiFastStream` whose HTTP server listens on `HTTP_HOST`:`HTTP_PORT` unless `faststream run` is given
-    `--host`/`--port`. `async with app:` starts only the broker and the hooks, never the HTTP server."""
+    """`AsgiFastStream` whose HTTP server listens on `HTTP_HOST`:`HTTP_PORT` (unless `faststream run` is given
+    `--host`/`--port`) and on `HTTP_HOST`:`ADMIN_PORT`. `async with app:` starts only the broker and the hooks,
+    never the HTTP server.
+
+    Called in-process (an ASGI test client, no `run`), the app answers every path, so tests reach `/metrics`
+    without a port; under `run` each request is routed by the port it came in on.
+    """
 
     def __init__(
         self,
@@ -39,11 +58,55 @@ class ServiceAsgiApp(AsgiFastStream):
     ) -> None:
         super().__init__(broker, specification=specification, asgi_routes=asgi_routes)
         self._http_defaults: dict[str, SettingField] = {"host": settings.http_host, "port": str(settings.http_port)}
+        self._admin_port_setting = settings.admin_port
+        self._admin_port: int | None = None
+        """Set while `run` serves both ports."""
+        self._uvicorn: uvicorn.Server | None = None
 
     async def run(
         self, log_level: int = logging.INFO, run_extra_options: dict[str, SettingField] | None = None
     ) -> None:
-        await super().run(log_level, self._http_defaults | (run_extra_options or {}))
+        options = self._http_defaults | (run_extra_options or {})
+        accepted = set(inspect.signature(uvicorn.Config).parameters)
+        config_options = {key: value for key, value in options.items() if key in accepted}
+        config_options["port"] = int(str(config_options.get("port", self._http_defaults["port"])))
+        public = uvicorn.Config(app=self, log_level=log_level, **config_options)  # type: ignore[arg-type]
+        admin = uvicorn.Config(app=self, log_level=log_level, **(config_options | {"port": self._admin_port_setting}))  # type: ignore[arg-type]
+        if public.port == admin.port:
+            raise SystemExit(f"Invalid configuration:\n  ADMIN_PORT: must differ from the HTTP port {public.port}")
+        # One server on two sockets: one lifespan, one set of signal handlers, requests told apart by port.
+        sockets = [public.bind_socket(), admin.bind_socket()]
+        self._admin_port = admin.port
+        self._uvicorn = uvicorn.Server(public)
+        try:
+            await self._uvicorn.serve(sockets=sockets)
+        finally:
+            self._admin_port = None
+            self._uvicorn = None
+
+    def exit(self) -> None:
+        """Stop a `run` as SIGTERM would: the server drains, then the broker and the hooks stop."""
+        if self._uvicorn is not None:
+            self._uvicorn.should_exit = True
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and self._admin_port is not None:
+            server = scope.get("server")
+            on_admin_port = server is not None and server[1] == self._admin_port
+            allowed = scope["path"] in ADMIN_PATHS if on_admin_port else scope["path"] not in PUBLIC_ONLY_HIDDEN
+            if not allowed:
+                await self.not_found(scope, receive, send)
+                return
+        await super().__call__(scope, receive, send)
+
+    async def not_found(self, scope: Scope, receive: Receive, send: Send) -> None:
+        # FastStream's own answer, "Application doesn't support regular HTTP protocol", puzzles a provider's
+        # engineer who got a URL wrong; a plain JSON 404 does not.
+        if scope["type"] != "http":
+            await super().not_found(scope, receive, send)
+            return
+        body = json.dumps({"error": "not found", "path": scope["path"][:200]}).encode()
+        await AsgiResponse(body, 404, {"Content-Type": "application/json"})(scope, receive, send)
 
 
 @dataclass(frozen=True)
@@ -57,7 +120,7 @@ class ServiceApp:
     metrics: ServiceMetrics
     readiness: Readiness
     delivery_reports: DeliveryReportReceiver | None
-    """Applies providers' delivery reports; None unless `DELIVERY_REPORT_SECRET` is set."""
+    """Applies providers' delivery reports; None unless a delivery report secret is set."""
     tracing: Tracing | None
     """None unless `OTEL_ENABLED` is true."""
 
@@ -87,21 +150,23 @@ def build_service_app(settings: ServiceSettings, *, service: str, title: str, de
     status_sink = KafkaStatusSink(status_publisher, service=service)
     routes = health_routes(readiness=readiness, metrics=metrics)
     receiver = None
-    if settings.delivery_report_secret is not None:
+    secrets = route_secrets(settings)
+    if any(secret is not None for secret in secrets.values()):
         receiver = DeliveryReportReceiver(database_url=settings.database_url, status_sink=status_sink, metrics=metrics)
-        routes += delivery_report_routes(
-            receiver,
-            secret=settings.delivery_report_secret,
-            twilio_auth_token=settings.twilio_auth_token,
-            status_callback_url=status_callback_url(settings, "twilio"),
-        )
+    routes += delivery_report_routes(
+        receiver,
+        secrets=secrets,
+        twilio_auth_token=settings.twilio_auth_token,
+        status_callback_url=status_callback_url(settings, "twilio"),
+        tolerance=settings.delivery_report_tolerance,
+    )
     app = ServiceAsgiApp(
         broker,
         settings=settings,
         specification=AsyncAPI(title=title, version="0.1.0", description=description),
         asgi_routes=routes,
     )
-    _manage(app, service=service, receiver=receiver, tracing=tracing)
+    _manage(app, settings=settings, service=service, receiver=receiver, tracing=tracing)
     return ServiceApp(
         app=app,
         broker=broker,
@@ -115,14 +180,34 @@ def build_service_app(settings: ServiceSettings, *, service: str, title: str, de
 
 
 def _manage(
-    app: AsgiFastStream, *, service: str, receiver: DeliveryReportReceiver | None, tracing: Tracing | None
+    app: AsgiFastStream,
+    *,
+    settings: ServiceSettings,
+    service: str,
+    receiver: DeliveryReportReceiver | None,
+    tracing: Tracing | None,
 ) -> None:
     # The receiver opens before the service's own start-up hooks (registered later). after_shutdown runs once the
     # broker has stopped, so no span is still open when they are flushed.
     @app.on_startup
+    async def warn_of_outbox_and_bound_dead_letters() -> None:
+        for channel in settings.delivers_to_outbox:
+            setting = "SMS_PROVIDER" if channel == "sms" else "SMTP_HOST or EMAIL_WEBHOOK_URL"
+            logger.warning(
+                "%s: no %s provider is configured (%s), so %s messages go to the development file outbox in %s and "
+                "are recorded as sent; no parent receives them",
+                service,
+                channel,
+                setting,
+                channel,
+                settings.outbox_dir,
+            )
+        await ensure_dead_letter_retention(settings)
+
+    @app.on_startup
     async def open_delivery_reports() -> None:
         if receiver is None:
-            logger.info("%s: delivery reports off (DELIVERY_REPORT_SECRET is not set)", service)
+            logger.info("%s: delivery reports off (no DELIVERY_REPORT_SECRET or per-route secret)", service)
             return
         await receiver.open()
         logger.info("%s: delivery reports on at /delivery-reports/sms/<provider> and /delivery-reports/email", service)
