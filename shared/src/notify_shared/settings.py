@@ -207,9 +207,8 @@ class ServiceSettings(BaseSettings):
         default=1024 * 1024,
         ge=64 * 1024,
         le=64 * 1024 * 1024,
-        description="Largest record a consumer takes, after decompression: the batch fetched from one partition "
-        "(max_partition_fetch_bytes) and the decompressed batch are both bounded by it. A larger record is "
-        "dead-lettered as `record_too_large`.",
+        description="Bytes a consumer fetches per partition (max_partition_fetch_bytes), and the most a compressed "
+        "batch is decompressed to; a batch that expands further is dead-lettered as `record_too_large`.",
     )
 
     otel_enabled: bool = Field(

@@ -26,6 +26,7 @@ from notify_shared.contract import NotificationDeadLettered, NotificationStatus
 from notify_shared.delivery_reports import DeliveryReportReceiver, delivery_report_routes, route_secrets
 from notify_shared.kafka.broker import build_broker
 from notify_shared.kafka.dead_letter_topic import ensure_dead_letter_retention
+from notify_shared.kafka.decompression import install_decompression_limit
 from notify_shared.kafka.outbound import KafkaDeadLetterSink, KafkaStatusSink
 from notify_shared.observability import Readiness, ServiceMetrics, health_routes
 from notify_shared.observability.tracing import Tracing
@@ -133,6 +134,7 @@ def build_service_app(settings: ServiceSettings, *, service: str, title: str, de
     # Tracing first, so the metrics middleware's time is part of the span.
     middlewares = (*([tracing.middleware] if tracing else []), metrics.consumer_middleware())
     broker = build_broker(settings, client_id=f"notify-{service}", middlewares=middlewares)
+    install_decompression_limit(settings.kafka_max_record_bytes)
     status_publisher = broker.publisher(
         topics.notification_status,
         schema=NotificationStatus,
