@@ -3,21 +3,20 @@ HTTP routes for health, readiness, metrics and delivery reports, and tracing whe
 
 Under `faststream run` the HTTP server listens on two ports: the public `HTTP_PORT` (`/healthz` and the delivery
 report routes, which providers reach through the ingress) and `ADMIN_PORT` (`/metrics`, `/readyz`, `/healthz`, for
-Prometheus and the kubelet only). A path asked on the wrong port is answered 404.
+Prometheus and the kubelet only); see `notify_shared.observability.ports`.
 """
 
 from __future__ import annotations
 
 import inspect
-import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Final
+from typing import Any
 
 import uvicorn
 from faststream._internal.basic_types import SettingField
-from faststream.asgi import AsgiFastStream, AsgiResponse
+from faststream.asgi import AsgiFastStream
 from faststream.asgi.types import ASGIApp, Receive, Scope, Send
 from faststream.kafka import KafkaBroker
 from faststream.specification import AsyncAPI
@@ -29,15 +28,12 @@ from notify_shared.kafka.dead_letter_topic import ensure_dead_letter_retention
 from notify_shared.kafka.decompression import install_decompression_limit
 from notify_shared.kafka.outbound import KafkaDeadLetterSink, KafkaStatusSink
 from notify_shared.observability import Readiness, ServiceMetrics, health_routes
+from notify_shared.observability.ports import allowed_on, bind_public_and_admin, not_found
 from notify_shared.observability.tracing import Tracing
 from notify_shared.settings import ServiceSettings
 from notify_shared.wiring import status_callback_url
 
 logger = logging.getLogger(__name__)
-
-ADMIN_PATHS: Final = frozenset({"/metrics", "/readyz", "/healthz"})
-"""Served on `ADMIN_PORT`; all but `/healthz` are refused on the public port."""
-PUBLIC_ONLY_HIDDEN: Final = frozenset({"/metrics", "/readyz"})
 
 
 class ServiceAsgiApp(AsgiFastStream):
@@ -69,15 +65,11 @@ class ServiceAsgiApp(AsgiFastStream):
     ) -> None:
         options = self._http_defaults | (run_extra_options or {})
         accepted = set(inspect.signature(uvicorn.Config).parameters)
-        config_options = {key: value for key, value in options.items() if key in accepted}
+        config_options: dict[str, Any] = {key: value for key, value in options.items() if key in accepted}
         config_options["port"] = int(str(config_options.get("port", self._http_defaults["port"])))
-        public = uvicorn.Config(app=self, log_level=log_level, **config_options)  # type: ignore[arg-type]
-        admin = uvicorn.Config(app=self, log_level=log_level, **(config_options | {"port": self._admin_port_setting}))  # type: ignore[arg-type]
-        if public.port == admin.port:
-            raise SystemExit(f"Invalid configuration:\n  ADMIN_PORT: must differ from the HTTP port {public.port}")
-        # One server on two sockets: one lifespan, one set of signal handlers, requests told apart by port.
-        sockets = [public.bind_socket(), admin.bind_socket()]
-        self._admin_port = admin.port
+        public = uvicorn.Config(app=self, log_level=log_level, **config_options)
+        sockets = bind_public_and_admin(public, self._admin_port_setting)
+        self._admin_port = self._admin_port_setting
         self._uvicorn = uvicorn.Server(public)
         try:
             await self._uvicorn.serve(sockets=sockets)
@@ -91,13 +83,9 @@ class ServiceAsgiApp(AsgiFastStream):
             self._uvicorn.should_exit = True
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and self._admin_port is not None:
-            server = scope.get("server")
-            on_admin_port = server is not None and server[1] == self._admin_port
-            allowed = scope["path"] in ADMIN_PATHS if on_admin_port else scope["path"] not in PUBLIC_ONLY_HIDDEN
-            if not allowed:
-                await self.not_found(scope, receive, send)
-                return
+        if scope["type"] == "http" and self._admin_port is not None and not allowed_on(scope, self._admin_port):
+            await not_found(scope, receive, send)
+            return
         await super().__call__(scope, receive, send)
 
     async def not_found(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -106,8 +94,7 @@ class ServiceAsgiApp(AsgiFastStream):
         if scope["type"] != "http":
             await super().not_found(scope, receive, send)
             return
-        body = json.dumps({"error": "not found", "path": scope["path"][:200]}).encode()
-        await AsgiResponse(body, 404, {"Content-Type": "application/json"})(scope, receive, send)
+        await not_found(scope, receive, send)
 
 
 @dataclass(frozen=True)
