@@ -58,9 +58,9 @@ COMMANDS = {
 REQUIRED_ALERTS = ("NotifyDeadLetters", "NotifyFailureRateHigh", "NotifyConsumerLagHigh", "NotifyRemindersRunningLate")
 NON_ROOT_UID = 10001  # the `notify` user of deploy/docker/Dockerfile
 CONTAINER_TMP = "/tmp"  # noqa: S108 - the path inside the container that needs a volume, not a temp file here
-# Environment variables read outside the settings classes: the log level (notify_shared.logs) and the
-# OpenTelemetry SDK's own OTEL_* variables (OTEL_ENABLED itself is a setting).
-READ_OUTSIDE_SETTINGS = re.compile(r"LOG_LEVEL|OTEL_[A-Z0-9_]+")
+# Environment variables read outside the settings classes: the log level (notify_shared.logs), the
+# OpenTelemetry SDK's own OTEL_* variables (OTEL_ENABLED itself is a setting) and asyncpg's PGSSLROOTCERT.
+READ_OUTSIDE_SETTINGS = re.compile(r"LOG_LEVEL|OTEL_[A-Z0-9_]+|PGSSLROOTCERT")
 # Settings that hold credentials: they come from a Secret, never from a ConfigMap or a literal in a manifest.
 SECRET_SETTINGS = re.compile(r"PASSWORD|TOKEN|SECRET|API_KEYS|DATABASE_URL|SASL_USERNAME")
 
@@ -693,6 +693,30 @@ def test_replicated_services_use_postgresql(yaml: Any, root: Path) -> None:
         url = environment["INGEST_DATABASE_URL" if name == "ingest" else "DATABASE_URL"]
         if deployment["spec"].get("replicas", 1) > 1:
             assert url.startswith("postgresql+asyncpg://"), f"{name}: several replicas need PostgreSQL, not {url}"
+
+
+@K8S_ROOTS
+def test_every_postgresql_url_asks_for_verified_tls(yaml: Any, root: Path) -> None:
+    data = generated_data(yaml, root)
+    for name, deployment in deployments(yaml, root).items():
+        environment, _ = container_environment(deployment["spec"]["template"]["spec"]["containers"][0], data)
+        url = environment["INGEST_DATABASE_URL" if name == "ingest" else "DATABASE_URL"]
+        assert url.endswith("?ssl=verify-full"), f"{name}: {url.split('@')[-1]}"
+
+
+def test_the_example_overlay_gives_every_process_the_ca_that_verifies_postgresql(yaml: Any) -> None:
+    data = generated_data(yaml, K8S_OVERLAY)
+    for name, deployment in deployments(yaml, K8S_OVERLAY).items():
+        pod = deployment["spec"]["template"]["spec"]
+        environment, _ = container_environment(pod["containers"][0], data)
+        secrets = {volume["name"]: volume["secret"]["secretName"] for volume in pod["volumes"] if "secret" in volume}
+        mounts = {
+            mount["mountPath"]: secrets[mount["name"]]
+            for mount in pod["containers"][0]["volumeMounts"]
+            if mount["name"] in secrets
+        }
+        directory, _, file_name = environment["PGSSLROOTCERT"].rpartition("/")
+        assert file_name in data[mounts[directory]], f"{name}: PGSSLROOTCERT is not a file of a mounted Secret"
 
 
 def test_the_example_overlay_sets_the_image_and_talks_sasl_ssl_to_kafka_and_tls_to_smtp(yaml: Any) -> None:
