@@ -475,6 +475,38 @@ async def test_each_route_takes_only_its_own_secret_so_the_sms_gateway_cannot_fo
     assert twilio.status_code == 404
 
 
+async def test_twilios_route_takes_twilios_own_signature_without_a_secret_of_ours(database_url: str) -> None:
+    settings = ServiceSettings(
+        database_url=database_url,
+        delivery_report_sms_webhook_secret=SecretStr("sms-gateway-secret"),
+        twilio_account_sid="AC123",
+        twilio_auth_token=SecretStr(TWILIO_TOKEN),
+        sms_status_callback_url=CALLBACK_URL.removesuffix("/twilio"),
+    )
+    parts = build_service_app(settings, service="invitations", title="t", description="d")
+    assert parts.delivery_reports is not None
+    await parts.delivery_reports.open()
+    params = {"MessageSid": "SM1", "MessageStatus": "delivered"}
+    try:
+        transport = httpx.ASGITransport(app=parts.app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://invitations") as client:
+            signed_by_twilio = await client.post(
+                TWILIO,
+                content=urlencode(params).encode(),
+                headers={"X-Twilio-Signature": twilio_signature(TWILIO_TOKEN, CALLBACK_URL, params.items())},
+            )
+            signed_by_the_gateway = await client.post(
+                TWILIO,
+                content=urlencode(params).encode(),
+                headers=notify_signature_headers("sms-gateway-secret", urlencode(params).encode()),
+            )
+    finally:
+        await parts.delivery_reports.close()
+
+    assert (signed_by_twilio.status_code, signed_by_twilio.json()) == (200, {"outcome": "unknown"})
+    assert signed_by_the_gateway.status_code == 401
+
+
 async def test_the_single_delivery_report_secret_still_serves_every_route(database_url: str) -> None:
     settings = ServiceSettings(database_url=database_url, delivery_report_secret=SecretStr(SECRET))
     parts = build_service_app(settings, service="invitations", title="t", description="d")

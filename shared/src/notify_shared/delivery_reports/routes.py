@@ -150,11 +150,11 @@ def delivery_report_routes(
 
         return shared_secret
 
-    def twilio_or_shared_secret(key: str) -> Authenticate:
-        shared_secret = signed_with(key)
+    def twilio_or_shared_secret(key: str | None) -> Authenticate:
+        shared_secret = signed_with(key) if key is not None else None
 
         def authenticate(scope: Scope, headers: Headers, body: bytes) -> bool:
-            if shared_secret(scope, headers, body):
+            if shared_secret is not None and shared_secret(scope, headers, body):
                 return True  # e.g. a relay that forwards Twilio's callbacks signed with our secret
             if twilio_auth_token is None:
                 return False
@@ -172,19 +172,28 @@ def delivery_report_routes(
     def twilio_report(body: bytes) -> ProviderReport:
         return parse_twilio_report(parse_form(body))
 
-    endpoints: list[tuple[str, Callable[[str], Authenticate], Parse]] = [
-        (SMS_WEBHOOK_PATH, signed_with, parse_webhook_report),
-        (SMS_TWILIO_PATH, twilio_or_shared_secret, twilio_report),
-        (EMAIL_PATH, signed_with, parse_email_bounce),
+    def key_of(path: str) -> str | None:
+        secret = secrets.get(path)
+        return None if secret is None else secret.get_secret_value()
+
+    # Each route's authentication, or None for a route that is off. Twilio's route also works on the Twilio auth
+    # token alone, once delivery reports are on at all.
+    webhook_key, twilio_key, email_key = key_of(SMS_WEBHOOK_PATH), key_of(SMS_TWILIO_PATH), key_of(EMAIL_PATH)
+    endpoints: list[tuple[str, Authenticate | None, Parse]] = [
+        (SMS_WEBHOOK_PATH, signed_with(webhook_key) if webhook_key else None, parse_webhook_report),
+        (
+            SMS_TWILIO_PATH,
+            twilio_or_shared_secret(twilio_key) if twilio_key or twilio_auth_token else None,
+            twilio_report,
+        ),
+        (EMAIL_PATH, signed_with(email_key) if email_key else None, parse_email_bounce),
     ]
     routes: list[tuple[str, ASGIApp]] = []
-    for path, authenticator, parse in endpoints:
-        secret = secrets.get(path)
-        if receiver is None or secret is None:
+    for path, authenticate, parse in endpoints:
+        if receiver is None or authenticate is None:
             routes.append((path, _route_off))
-            continue
-        endpoint = ReportEndpoint(receiver=receiver, authenticate=authenticator(secret.get_secret_value()), parse=parse)
-        routes.append((path, endpoint))
+        else:
+            routes.append((path, ReportEndpoint(receiver=receiver, authenticate=authenticate, parse=parse)))
     return routes
 
 
