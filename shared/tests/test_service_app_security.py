@@ -124,7 +124,7 @@ async def test_a_service_without_providers_warns_at_start_up_that_messages_only_
     warnings = [record.getMessage() for record in caplog.records if record.levelno == logging.WARNING]
     assert len(warnings) == 2
     assert "no email provider is configured (SMTP_HOST or EMAIL_WEBHOOK_URL)" in warnings[0]
-    assert "no sms provider is configured (SMS_PROVIDER)" in warnings[1]
+    assert "no SMS provider is configured (SMS_PROVIDER), so SMS go to the development file outbox" in warnings[1]
     assert all("no parent receives them" in warning for warning in warnings)
 
 

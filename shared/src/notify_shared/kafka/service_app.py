@@ -17,6 +17,7 @@ from typing import Any
 import uvicorn
 from faststream._internal.basic_types import SettingField
 from faststream.asgi import AsgiFastStream
+from faststream.asgi.app import cast_uvicorn_params
 from faststream.asgi.types import ASGIApp, Receive, Scope, Send
 from faststream.kafka import KafkaBroker
 from faststream.specification import AsyncAPI
@@ -63,10 +64,13 @@ class ServiceAsgiApp(AsgiFastStream):
     async def run(
         self, log_level: int = logging.INFO, run_extra_options: dict[str, SettingField] | None = None
     ) -> None:
-        options = self._http_defaults | (run_extra_options or {})
+        # As AsgiFastStream.run does (the lifespan hands the options on to the hooks), but on two sockets.
+        self._log_level = log_level
+        self._run_extra_options = cast_uvicorn_params(self._http_defaults | (run_extra_options or {}))
         accepted = set(inspect.signature(uvicorn.Config).parameters)
-        config_options: dict[str, Any] = {key: value for key, value in options.items() if key in accepted}
-        config_options["port"] = int(str(config_options.get("port", self._http_defaults["port"])))
+        config_options: dict[str, Any] = {
+            key: value for key, value in self._run_extra_options.items() if key in accepted
+        }
         public = uvicorn.Config(app=self, log_level=log_level, **config_options)
         sockets = bind_public_and_admin(public, self._admin_port_setting)
         self._admin_port = self._admin_port_setting
@@ -181,14 +185,14 @@ def _manage(
     @app.on_startup
     async def warn_of_outbox_and_bound_dead_letters() -> None:
         for channel in settings.delivers_to_outbox:
-            setting = "SMS_PROVIDER" if channel == "sms" else "SMTP_HOST or EMAIL_WEBHOOK_URL"
+            kind, setting = ("SMS", "SMS_PROVIDER") if channel == "sms" else ("email", "SMTP_HOST or EMAIL_WEBHOOK_URL")
             logger.warning(
-                "%s: no %s provider is configured (%s), so %s messages go to the development file outbox in %s and "
-                "are recorded as sent; no parent receives them",
+                "%s: no %s provider is configured (%s), so %s go to the development file outbox in %s and are "
+                "recorded as sent; no parent receives them",
                 service,
-                channel,
+                kind,
                 setting,
-                channel,
+                "SMS" if channel == "sms" else "emails",
                 settings.outbox_dir,
             )
         await ensure_dead_letter_retention(settings)
