@@ -104,12 +104,13 @@ async def test_delivery_report_routes_are_not_served_on_the_admin_port(running_s
     assert on_public.json() == {"error": "delivery reports are not enabled on this route"}
 
 
-def test_the_admin_port_must_differ_from_the_public_one(tmp_path: Path) -> None:
-    settings = ServiceSettings(http_port=8000, admin_port=8000, database_url=f"sqlite+aiosqlite:///{tmp_path}/s.db")
+def test_faststream_runs_port_option_cannot_take_the_admin_port(tmp_path: Path) -> None:
+    settings = ServiceSettings(http_port=8000, admin_port=9000, database_url=f"sqlite+aiosqlite:///{tmp_path}/s.db")
     parts = build_service_app(settings, service="digest", title="t", description="d")
 
-    with pytest.raises(SystemExit, match="ADMIN_PORT: must differ from the HTTP port 8000"):
-        asyncio.run(parts.app.run())
+    # As `faststream run … --port 9000` would ask.
+    with pytest.raises(SystemExit, match="ADMIN_PORT: must differ from the HTTP port 9000"):
+        asyncio.run(parts.app.run(run_extra_options={"port": "9000"}))
 
 
 async def test_a_service_without_providers_warns_at_start_up_that_messages_only_reach_the_outbox(

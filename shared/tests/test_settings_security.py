@@ -101,3 +101,7 @@ def test_the_outbox_is_named_for_each_channel_without_a_real_provider() -> None:
 )
 def test_only_the_machine_itself_counts_as_loopback(host: str, loopback: bool) -> None:
     assert is_loopback_host(host) is loopback
+
+
+def test_the_admin_port_cannot_be_the_public_port() -> None:
+    assert "ADMIN_PORT must differ from HTTP_PORT" in _refusal(http_port=8000, admin_port=8000)

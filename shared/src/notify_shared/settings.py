@@ -220,6 +220,8 @@ class ServiceSettings(BaseSettings):
     @model_validator(mode="after")
     def _channel_settings_complete(self) -> ServiceSettings:
         self._provider_urls_safe()
+        if self.admin_port == self.http_port:
+            raise ValueError("ADMIN_PORT must differ from HTTP_PORT: metrics and readiness have a port of their own")
         if self.smtp_security == "none" and self.smtp_username is not None:
             raise ValueError(
                 "SMTP_SECURITY=none with SMTP_USERNAME would send the password in clear: use starttls or tls"
