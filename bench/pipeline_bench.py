@@ -345,6 +345,7 @@ class ServiceInstance:
         self._children = children
         self.name = name
         self.http_port = free_port()
+        self.admin_port = free_port()
         self.log_path = deployment.work_dir / f"{name}.log"
         inherited = {key: value for key, value in os.environ.items() if not key.upper().startswith(SETTING_PREFIXES)}
         self.settings = {
@@ -360,6 +361,7 @@ class ServiceInstance:
             "OUTBOX_DIR": str(deployment.work_dir / "outbox"),
             "HTTP_HOST": "127.0.0.1",
             "HTTP_PORT": str(self.http_port),
+            "ADMIN_PORT": str(self.admin_port),
             "LOG_LEVEL": "INFO",
         } | dict(deployment.overrides)
         self._env = inherited | self.settings
@@ -386,7 +388,7 @@ class ServiceInstance:
             if self.process is None or self.process.poll() is not None:
                 raise RuntimeError(f"{self.name} exited during start-up:\n{self.log_text()[-3000:]}")
             with contextlib.suppress(httpx.HTTPError):
-                response = await self._client.get(f"http://127.0.0.1:{self.http_port}/readyz")
+                response = await self._client.get(f"http://127.0.0.1:{self.admin_port}/readyz")
                 if response.status_code == 200:
                     self.ready_figures = read_proc(self.pid)
                     return time.monotonic() - started
@@ -400,7 +402,7 @@ class ServiceInstance:
     async def metrics(self) -> dict[str, Any]:
         """notify_notifications_total by channel and status, and the service's own latency histogram."""
         try:
-            response = await self._client.get(f"http://127.0.0.1:{self.http_port}/metrics")
+            response = await self._client.get(f"http://127.0.0.1:{self.admin_port}/metrics")
             response.raise_for_status()
         except httpx.HTTPError as error:
             return {"error": str(error)}

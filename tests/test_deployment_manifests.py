@@ -61,8 +61,9 @@ REQUIRED_ALERTS = ("NotifyDeadLetters", "NotifyFailureRateHigh", "NotifyConsumer
 NON_ROOT_UID = 10001  # the `notify` user of deploy/docker/Dockerfile
 CONTAINER_TMP = "/tmp"  # noqa: S108 - the path inside the container that needs a volume, not a temp file here
 # Environment variables read outside the settings classes: the log level (notify_shared.logs), the
-# OpenTelemetry SDK's own OTEL_* variables (OTEL_ENABLED itself is a setting) and uvicorn's trusted proxies.
-READ_OUTSIDE_SETTINGS = re.compile(r"LOG_LEVEL|OTEL_[A-Z0-9_]+|FORWARDED_ALLOW_IPS")
+# OpenTelemetry SDK's own OTEL_* variables (OTEL_ENABLED itself is a setting), uvicorn's trusted proxies and
+# asyncpg's PGSSLROOTCERT.
+READ_OUTSIDE_SETTINGS = re.compile(r"LOG_LEVEL|OTEL_[A-Z0-9_]+|FORWARDED_ALLOW_IPS|PGSSLROOTCERT")
 # Settings that hold credentials: they come from a Secret, never from a ConfigMap or a literal in a manifest.
 SECRET_SETTINGS = re.compile(r"PASSWORD|TOKEN|SECRET|API_KEYS|DATABASE_URL|SASL_USERNAME")
 
@@ -299,7 +300,9 @@ def test_compose_starts_each_service_by_its_command_after_its_dependencies_are_h
         for dependency in ("kafka", "postgres", *(["mailpit"] if name in CONSUMERS else [])):
             assert depends_on[dependency]["condition"] == "service_healthy", f"{name} must wait for {dependency}"
         healthcheck = " ".join(service["healthcheck"]["test"])
-        assert "127.0.0.1:8000/healthz" in healthcheck, f"{name}: the healthcheck asks /healthz on HTTP_PORT"
+        assert "127.0.0.1:9000/healthz" in healthcheck, f"{name}: the healthcheck asks /healthz on ADMIN_PORT"
+        environment = compose_environment(service)
+        assert (environment["HTTP_PORT"], environment["ADMIN_PORT"]) == ("8000", "9000"), name
 
 
 def test_compose_settings_are_settings_the_services_read_and_accept(yaml: Any, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -356,7 +359,7 @@ def test_prometheus_scrapes_the_four_services_and_loads_the_alert_rules(yaml: An
     }
     for name in SERVICES:
         # The job is the service name: the alert rules select `up{job="reminders"}`.
-        assert targets.get(name) == [f"{name}:8000"], f"scrape {name}:8000 as job {name}"
+        assert targets.get(name) == [f"{name}:9000"], f"scrape {name}:9000 (the admin port) as job {name}"
     for rule_file in config["rule_files"]:
         assert (PROMETHEUS_CONFIG.parent / rule_file).is_file()
     assert "alerts.yml" in config["rule_files"]
@@ -547,6 +550,10 @@ def container_environment(
             sources[variable["name"]] = "secret"
         elif "configMapKeyRef" in reference:
             key_ref = reference["configMapKeyRef"]
+            if key_ref["key"] not in data[key_ref["name"]]:
+                # A required key the ConfigMap lacks: the pod would not start until an overlay adds it.
+                sources[variable["name"]] = "missing"
+                continue
             environment[variable["name"]] = data[key_ref["name"]][key_ref["key"]]
             sources[variable["name"]] = "configMap"
         elif "fieldRef" in reference:
@@ -578,6 +585,7 @@ def test_there_is_one_deployment_and_one_service_per_notify_service(yaml: Any, r
         assert deployment["spec"]["selector"]["matchLabels"].items() <= pod_labels.items()
         matching = [service for service in services if service["spec"]["selector"].items() <= pod_labels.items()]
         assert len(matching) == 1, f"{name}: one Service for its HTTP port"
+        # The public port only: the Service is what an Ingress points at, and /metrics is not for it.
         assert [port["targetPort"] for port in matching[0]["spec"]["ports"]] == ["http"]
 
 
@@ -587,9 +595,10 @@ def test_every_deployment_has_probes_limits_and_runs_as_non_root_on_a_read_only_
         pod = deployment["spec"]["template"]["spec"]
         (container,) = pod["containers"]
         assert container["command"] == COMMANDS[name]
-        assert {port["name"]: port["containerPort"] for port in container["ports"]} == {"http": 8000}
-        assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}, name
-        assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}, name
+        assert {port["name"]: port["containerPort"] for port in container["ports"]} == {"http": 8000, "admin": 9000}
+        assert container["startupProbe"]["httpGet"] == {"path": "/healthz", "port": "admin"}, name
+        assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "admin"}, name
+        assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "admin"}, name
         assert {"cpu", "memory"} <= set(container["resources"]["limits"]), f"{name}: cpu and memory limits"
         assert {"cpu", "memory"} <= set(container["resources"]["requests"]), f"{name}: cpu and memory requests"
         security = pod.get("securityContext", {}) | container.get("securityContext", {})
@@ -605,12 +614,46 @@ def test_every_deployment_has_probes_limits_and_runs_as_non_root_on_a_read_only_
 
 
 @K8S_ROOTS
-def test_prometheus_scrapes_every_pod_on_its_http_port(yaml: Any, root: Path) -> None:
+def test_prometheus_scrapes_every_pod_on_its_admin_port(yaml: Any, root: Path) -> None:
     for name, deployment in deployments(yaml, root).items():
         annotations = deployment["spec"]["template"]["metadata"]["annotations"]
         assert annotations["prometheus.io/scrape"] == "true", name
-        assert annotations["prometheus.io/port"] == "8000", name
+        assert annotations["prometheus.io/port"] == "9000", name
         assert annotations["prometheus.io/path"] == "/metrics", name
+
+
+@K8S_ROOTS
+def test_a_network_policy_lets_only_the_ingress_reach_the_public_port_and_only_prometheus_the_admin_port(
+    yaml: Any, root: Path
+) -> None:
+    documents = kustomized_documents(yaml, root)
+    (policy,) = [document for document in documents if document["kind"] == "NetworkPolicy"]
+    spec = policy["spec"]
+    assert spec["policyTypes"] == ["Ingress"]
+    for name, deployment in deployments(yaml, root).items():
+        pod_labels = deployment["spec"]["template"]["metadata"]["labels"]
+        assert spec["podSelector"]["matchLabels"].items() <= pod_labels.items(), f"{name} is not covered"
+    rules = {tuple(port["port"] for port in rule["ports"]): rule["from"] for rule in spec["ingress"]}
+    assert set(rules) == {("http",), ("admin",)}, "one rule per port, and no rule open to every port"
+    for port, allowed in ((("http",), "ingress-nginx"), (("admin",), "prometheus")):
+        (peer,) = rules[port]
+        # Both selectors in one peer: pods with that name in that namespace, not any pod of the namespace.
+        assert set(peer) == {"namespaceSelector", "podSelector"}, port
+        assert peer["podSelector"]["matchLabels"]["app.kubernetes.io/name"] == allowed, port
+
+
+def test_the_base_requires_an_overlay_to_choose_the_sms_provider(yaml: Any) -> None:
+    base_delivery = generated_data(yaml, K8S_BASE)["notify-delivery"]
+    overlay_delivery = generated_data(yaml, K8S_OVERLAY)["notify-delivery"]
+    assert "SMS_PROVIDER" not in base_delivery
+    assert overlay_delivery["SMS_PROVIDER"] in {"webhook", "twilio"}
+    for root in (K8S_BASE, K8S_OVERLAY):
+        for name in CONSUMERS:
+            (container,) = deployments(yaml, root)[name]["spec"]["template"]["spec"]["containers"]
+            (variable,) = [variable for variable in container["env"] if variable["name"] == "SMS_PROVIDER"]
+            reference = variable["valueFrom"]["configMapKeyRef"]
+            # Not optional: a pod whose ConfigMap lacks the key does not start (CreateContainerConfigError).
+            assert reference == {"name": "notify-delivery", "key": "SMS_PROVIDER"}, name
 
 
 def mount_secret_files(
@@ -676,6 +719,30 @@ def test_replicated_services_use_postgresql(yaml: Any, root: Path) -> None:
         url = environment["INGEST_DATABASE_URL" if name == "ingest" else "DATABASE_URL"]
         if deployment["spec"].get("replicas", 1) > 1:
             assert url.startswith("postgresql+asyncpg://"), f"{name}: several replicas need PostgreSQL, not {url}"
+
+
+@K8S_ROOTS
+def test_every_postgresql_url_asks_for_verified_tls(yaml: Any, root: Path) -> None:
+    data = generated_data(yaml, root)
+    for name, deployment in deployments(yaml, root).items():
+        environment, _ = container_environment(deployment["spec"]["template"]["spec"]["containers"][0], data)
+        url = environment["INGEST_DATABASE_URL" if name == "ingest" else "DATABASE_URL"]
+        assert url.endswith("?ssl=verify-full"), f"{name}: {url.split('@')[-1]}"
+
+
+def test_the_example_overlay_gives_every_process_the_ca_that_verifies_postgresql(yaml: Any) -> None:
+    data = generated_data(yaml, K8S_OVERLAY)
+    for name, deployment in deployments(yaml, K8S_OVERLAY).items():
+        pod = deployment["spec"]["template"]["spec"]
+        environment, _ = container_environment(pod["containers"][0], data)
+        secrets = {volume["name"]: volume["secret"]["secretName"] for volume in pod["volumes"] if "secret" in volume}
+        mounts = {
+            mount["mountPath"]: secrets[mount["name"]]
+            for mount in pod["containers"][0]["volumeMounts"]
+            if mount["name"] in secrets
+        }
+        directory, _, file_name = environment["PGSSLROOTCERT"].rpartition("/")
+        assert file_name in data[mounts[directory]], f"{name}: PGSSLROOTCERT is not a file of a mounted Secret"
 
 
 def test_the_example_overlay_sets_the_image_and_talks_sasl_ssl_to_kafka_and_tls_to_smtp(yaml: Any) -> None:

@@ -44,7 +44,7 @@ async def served(kafka_bootstrap: str, tmp_path: Path, topics: Topics) -> AsyncI
     """`notify-ingest` in its own process, configured only through the environment; yields its base URL once
     it is ready."""
     await create_all_topics(kafka_bootstrap, topics)
-    port = _free_port()
+    port, admin_port = _free_port(), _free_port()
     environment = os.environ | {
         "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
         "TOPIC_PREFIX": topics.prefix,
@@ -53,6 +53,7 @@ async def served(kafka_bootstrap: str, tmp_path: Path, topics: Topics) -> AsyncI
         "INGEST_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'ingest.db'}",
         "HTTP_HOST": "127.0.0.1",
         "HTTP_PORT": str(port),
+        "ADMIN_PORT": str(admin_port),
     }
     command = Path(sys.executable).parent / "notify-ingest"
     process = await asyncio.create_subprocess_exec(
@@ -63,9 +64,12 @@ async def served(kafka_bootstrap: str, tmp_path: Path, topics: Topics) -> AsyncI
     async def ready() -> bool:
         try:
             async with httpx.AsyncClient() as client:
-                return (await client.get(f"{url}/readyz")).status_code == 200
+                return (await client.get(f"http://127.0.0.1:{admin_port}/readyz")).status_code == 200
         except httpx.TransportError:
-            return process.returncode is None  # keep waiting only while it runs
+            # Not listening yet: keep waiting while it runs, fail at once if it has stopped.
+            if process.returncode is not None:
+                raise AssertionError("notify-ingest stopped before it was ready") from None
+            return False
 
     try:
         await wait_until(ready, within=30, what="notify-ingest to be ready")
@@ -140,3 +144,15 @@ async def test_the_command_refuses_to_start_with_the_example_placeholder_key_nam
     message = output.decode()
     assert "INGEST_API_KEYS" in message
     assert f"the key of ['{SCHOOL}'] is the example placeholder" in message
+
+
+async def test_metrics_and_readiness_are_not_on_the_public_port(served: str) -> None:
+    async with httpx.AsyncClient() as client:
+        answers = {path: await client.get(f"{served}{path}") for path in ("/metrics", "/readyz", "/healthz")}
+
+    assert {path: answer.status_code for path, answer in answers.items()} == {
+        "/metrics": 404,
+        "/readyz": 404,
+        "/healthz": 200,
+    }
+    assert answers["/metrics"].json() == {"error": "not found", "path": "/metrics"}

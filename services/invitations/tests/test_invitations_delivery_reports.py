@@ -13,7 +13,7 @@ from pydantic import SecretStr
 from notify_invitations.testing import Deployment
 from notify_shared import samples
 from notify_shared.contract import Channel
-from notify_shared.delivery_reports import notify_signature
+from notify_shared.delivery_reports import notify_signature_headers
 from notify_shared.testing.kafka import EventPublisher, TopicReader
 from notify_shared.testing.waiting import wait_until
 
@@ -58,7 +58,7 @@ async def test_a_delivery_report_from_the_sms_gateway_becomes_a_delivered_status
         response = await http.post(
             "/delivery-reports/sms/webhook",
             content=body,
-            headers={"Content-Type": "application/json", "X-Notify-Signature": notify_signature(SECRET, body)},
+            headers={"Content-Type": "application/json", **notify_signature_headers(SECRET, body)},
         )
         assert response.status_code == 200
         assert response.json() == {"outcome": "applied"}
@@ -71,7 +71,7 @@ async def test_a_delivery_report_from_the_sms_gateway_becomes_a_delivered_status
         again = await http.post(
             "/delivery-reports/sms/webhook",
             content=body,
-            headers={"Content-Type": "application/json", "X-Notify-Signature": notify_signature(SECRET, body)},
+            headers={"Content-Type": "application/json", **notify_signature_headers(SECRET, body)},
         )
         assert again.json() == {"outcome": "repeated"}
         metrics = (await http.get("/metrics")).text

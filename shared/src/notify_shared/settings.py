@@ -7,11 +7,13 @@ A missing or invalid setting stops start-up with a message that names it (see `l
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import sys
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Literal, TypeVar
+from urllib.parse import urlsplit
 
 from pydantic import BeforeValidator, Field, FilePath, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
@@ -99,8 +101,31 @@ class ServiceSettings(BaseSettings):
     )
     delivery_report_secret: SecretStr | None = Field(
         default=None,
-        description="Shared secret of the HMAC-SHA256 signature (X-Notify-Signature) on delivery reports; "
-        "unset: the /delivery-reports routes answer 404.",
+        description="Shared secret of the HMAC-SHA256 signature (X-Notify-Signature) on delivery reports, for every "
+        "route without a secret of its own; unset: those routes answer 404.",
+    )
+    delivery_report_sms_webhook_secret: SecretStr | None = Field(
+        default=None,
+        description="Secret of /delivery-reports/sms/webhook only, so the SMS gateway cannot sign email bounces.",
+    )
+    delivery_report_sms_twilio_secret: SecretStr | None = Field(
+        default=None,
+        description="Secret of /delivery-reports/sms/twilio only (a relay signing Twilio's callbacks with ours).",
+    )
+    delivery_report_email_secret: SecretStr | None = Field(
+        default=None, description="Secret of /delivery-reports/email only (the bounce processor's)."
+    )
+    delivery_report_tolerance: Duration = Field(
+        default=timedelta(minutes=5),
+        gt=timedelta(0),
+        le=timedelta(hours=1),
+        description="How far a signed report's X-Notify-Timestamp may lie from our clock, either way; older or "
+        "newer reports are refused, so a captured report cannot be replayed later.",
+    )
+    allow_insecure_provider_urls: bool = Field(
+        default=False,
+        description="Accept http:// provider URLs for hosts other than loopback (a test network); otherwise they "
+        "must be https, as they carry bearer tokens and personal data.",
     )
 
     outbox_dir: Path = Field(
@@ -161,7 +186,30 @@ class ServiceSettings(BaseSettings):
         default="0.0.0.0",  # noqa: S104 - the health and metrics port must be reachable from outside the pod
         description="Address the HTTP server (/healthz, /readyz, /metrics) listens on.",
     )
-    http_port: int = Field(default=8000, ge=1, le=65535, description="Port of /healthz, /readyz and /metrics.")
+    http_port: int = Field(
+        default=8000, ge=1, le=65535, description="Public port: /healthz and the /delivery-reports routes."
+    )
+    admin_port: int = Field(
+        default=9000,
+        ge=1,
+        le=65535,
+        description="Port of /metrics, /readyz and /healthz, apart from the public one so that only Prometheus and "
+        "the kubelet reach it.",
+    )
+
+    dead_letter_retention: Duration = Field(
+        default=timedelta(days=14),
+        ge=timedelta(hours=1),
+        description="How long Kafka keeps dead letters (the topic's retention.ms, set when a service starts): they "
+        "hold the refused records' original bytes, personal data included.",
+    )
+    kafka_max_record_bytes: int = Field(
+        default=1024 * 1024,
+        ge=64 * 1024,
+        le=64 * 1024 * 1024,
+        description="Bytes a consumer fetches per partition (max_partition_fetch_bytes), and the most a compressed "
+        "batch is decompressed to; a batch that expands further is dead-lettered as `record_too_large`.",
+    )
 
     otel_enabled: bool = Field(
         default=False,
@@ -171,6 +219,13 @@ class ServiceSettings(BaseSettings):
 
     @model_validator(mode="after")
     def _channel_settings_complete(self) -> ServiceSettings:
+        self._provider_urls_safe()
+        if self.admin_port == self.http_port:
+            raise ValueError("ADMIN_PORT must differ from HTTP_PORT: metrics and readiness have a port of their own")
+        if self.smtp_security == "none" and self.smtp_username is not None:
+            raise ValueError(
+                "SMTP_SECURITY=none with SMTP_USERNAME would send the password in clear: use starttls or tls"
+            )
         if self.smtp_host and self.email_webhook_url:
             raise ValueError("set SMTP_HOST or EMAIL_WEBHOOK_URL, not both: emails go through one of them")
         if self.sms_provider == "webhook" and not self.sms_webhook_url:
@@ -193,9 +248,48 @@ class ServiceSettings(BaseSettings):
             raise ValueError("KAFKA_SASL_MECHANISM, KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD are required with SASL")
         return self
 
+    def _provider_urls_safe(self) -> None:
+        urls = {
+            "SMS_WEBHOOK_URL": self.sms_webhook_url,
+            "SMS_FALLBACK_WEBHOOK_URL": self.sms_fallback_webhook_url,
+            "TWILIO_BASE_URL": self.twilio_base_url,
+            "EMAIL_WEBHOOK_URL": self.email_webhook_url,
+        }
+        for name, url in urls.items():
+            if url is None:
+                continue
+            parts = urlsplit(url)
+            if parts.scheme not in ("https", "http") or not parts.hostname:
+                raise ValueError(f"{name} must be an https:// URL with a host")
+            if parts.scheme == "http" and not (self.allow_insecure_provider_urls or is_loopback_host(parts.hostname)):
+                raise ValueError(
+                    f"{name} must be https (it carries a bearer token and personal data); http is accepted only "
+                    "for loopback hosts, or with ALLOW_INSECURE_PROVIDER_URLS=true on a test network"
+                )
+
     @property
     def topics(self) -> Topics:
         return Topics(self.topic_prefix)
+
+    @property
+    def delivers_to_outbox(self) -> list[str]:
+        """The channels that go to the development file outbox for want of a real provider ("email", "sms")."""
+        channels = []
+        if self.smtp_host is None and self.email_webhook_url is None:
+            channels.append("email")
+        if self.sms_provider == "outbox":
+            channels.append("sms")
+        return channels
+
+
+def is_loopback_host(host: str) -> bool:
+    """True for `localhost` and loopback addresses (127.0.0.0/8, ::1): traffic that never leaves the machine."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 SettingsT = TypeVar("SettingsT", bound=BaseSettings)

@@ -3,9 +3,11 @@ status event and metric that follow."""
 
 from __future__ import annotations
 
+import hmac
 import json
 import logging
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
@@ -18,7 +20,12 @@ from prometheus_client import CollectorRegistry
 from pydantic import SecretStr
 
 from notify_shared.delivery import CollectingStatusSink
-from notify_shared.delivery_reports import DeliveryReportReceiver, delivery_report_routes, notify_signature
+from notify_shared.delivery_reports import (
+    DeliveryReportReceiver,
+    delivery_report_routes,
+    notify_signature,
+    notify_signature_headers,
+)
 from notify_shared.delivery_reports.routes import MAX_BODY_BYTES
 from notify_shared.delivery_reports.signatures import twilio_signature
 from notify_shared.kafka.service_app import build_service_app
@@ -68,7 +75,7 @@ class Reports:
         return await self.client.post(
             path,
             content=body,
-            headers={"Content-Type": "application/json", "X-Notify-Signature": notify_signature(secret, body)},
+            headers={"Content-Type": "application/json", **notify_signature_headers(secret, body)},
         )
 
     async def post_twilio(self, params: dict[str, str], *, token: str = TWILIO_TOKEN) -> httpx.Response:
@@ -110,7 +117,7 @@ async def reports(database_url: str) -> AsyncIterator[Reports]:
     await receiver.open()
     routes = delivery_report_routes(
         receiver,
-        secret=SecretStr(SECRET),
+        secrets=dict.fromkeys((WEBHOOK, TWILIO, EMAIL), SecretStr(SECRET)),
         twilio_auth_token=SecretStr(TWILIO_TOKEN),
         status_callback_url=CALLBACK_URL,
     )
@@ -167,29 +174,64 @@ async def test_a_failed_report_records_the_gateways_error_code_as_the_reason(rep
     assert [r.reason for r in reports.sink.reports] == ["webhook_EC_ABSENT_SUBSCRIBER"]
 
 
+SIGNED_BODY = b'{"id": "gw-1", "status": "delivered"}'
+
+
 @pytest.mark.parametrize(
-    "signature",
+    "headers_at",
     [
-        None,
-        "sha256=" + "0" * 64,
-        "sha1=whatever",
-        notify_signature("another-secret", b'{"id": "gw-1", "status": "delivered"}'),
-        # Signed, but the body below differs in one byte: a tampered report.
-        notify_signature(SECRET, b'{"id": "gw-2", "status": "delivered"}'),
+        lambda now: {},
+        lambda now: {"X-Notify-Signature": "sha256=" + "0" * 64, "X-Notify-Timestamp": str(now)},
+        lambda now: {"X-Notify-Signature": "sha1=whatever", "X-Notify-Timestamp": str(now)},
+        lambda now: notify_signature_headers("another-secret", SIGNED_BODY, now=now),
+        # Signed, but the body posted differs in one byte: a tampered report.
+        lambda now: notify_signature_headers(SECRET, b'{"id": "gw-2", "status": "delivered"}', now=now),
+        # The signature of an older scheme, over the body alone, without a timestamp.
+        lambda now: {"X-Notify-Signature": "sha256=" + hmac.new(SECRET.encode(), SIGNED_BODY, "sha256").hexdigest()},
+        lambda now: {"X-Notify-Signature": notify_signature(SECRET, SIGNED_BODY, now)},
+        # A genuine report, captured and played back ten minutes later (the tolerance is five).
+        lambda now: notify_signature_headers(SECRET, SIGNED_BODY, now=now - 600),
+        # Or signed with a clock far ahead, to stay valid for longer.
+        lambda now: notify_signature_headers(SECRET, SIGNED_BODY, now=now + 600),
+        # The timestamp changed after signing.
+        lambda now: {**notify_signature_headers(SECRET, SIGNED_BODY, now=now), "X-Notify-Timestamp": str(now + 1)},
+        lambda now: {**notify_signature_headers(SECRET, SIGNED_BODY, now=now), "X-Notify-Timestamp": "soon"},
     ],
-    ids=["missing", "zeros", "other-algorithm", "other-secret", "other-body"],
+    ids=[
+        "missing",
+        "zeros",
+        "other-algorithm",
+        "other-secret",
+        "other-body",
+        "no-timestamp-signed",
+        "no-timestamp-header",
+        "replayed-later",
+        "from-the-future",
+        "timestamp-changed",
+        "timestamp-not-a-number",
+    ],
 )
 async def test_a_report_without_a_valid_signature_is_refused_with_401_and_changes_nothing(
-    reports: Reports, signature: str | None
+    reports: Reports, headers_at: Callable[[int], dict[str, str]]
 ) -> None:
     notification_id = await reports.sent("g-1001", reference="gw-1")
-    headers = {"X-Notify-Signature": signature} if signature else {}
 
-    response = await reports.client.post(WEBHOOK, content=b'{"id": "gw-1", "status": "delivered"}', headers=headers)
+    response = await reports.client.post(WEBHOOK, content=SIGNED_BODY, headers=headers_at(int(time.time())))
 
     assert response.status_code == 401
+    assert response.json() == {"error": "missing or wrong signature"}
     assert await reports.status_of(notification_id) is DeliveryStatus.SENT
     assert reports.sink.reports == []
+
+
+async def test_a_report_signed_a_little_before_within_the_tolerance_is_applied(reports: Reports) -> None:
+    notification_id = await reports.sent("g-1001", reference="gw-1")
+    headers = notify_signature_headers(SECRET, SIGNED_BODY, now=time.time() - 240)
+
+    response = await reports.client.post(WEBHOOK, content=SIGNED_BODY, headers=headers)
+
+    assert response.json() == {"outcome": "applied"}
+    assert await reports.status_of(notification_id) is DeliveryStatus.DELIVERED
 
 
 async def test_a_report_for_a_message_this_service_never_sent_is_answered_and_only_logged_by_id(
@@ -376,7 +418,7 @@ async def test_only_post_is_answered(reports: Reports) -> None:
     assert response.headers["Allow"] == "POST"
 
 
-async def test_the_routes_are_not_there_without_a_secret(database_url: str) -> None:
+async def test_without_a_secret_the_routes_answer_a_plain_json_404(database_url: str) -> None:
     parts = build_service_app(
         ServiceSettings(database_url=database_url), service="invitations", title="t", description="d"
     )
@@ -384,7 +426,105 @@ async def test_the_routes_are_not_there_without_a_secret(database_url: str) -> N
 
     transport = httpx.ASGITransport(app=parts.app)
     async with httpx.AsyncClient(transport=transport, base_url="http://invitations") as client:
-        response = await client.post(WEBHOOK, content=body, headers={"X-Notify-Signature": notify_signature("", body)})
+        answers = [
+            await client.post(path, content=body, headers=notify_signature_headers("", body))
+            for path in (WEBHOOK, TWILIO, EMAIL)
+        ]
 
-    assert response.status_code == 404
+    assert [(answer.status_code, answer.json()) for answer in answers] == [
+        (404, {"error": "delivery reports are not enabled on this route"})
+    ] * 3
     assert parts.delivery_reports is None
+
+
+async def test_each_route_takes_only_its_own_secret_so_the_sms_gateway_cannot_forge_a_bounce(
+    database_url: str,
+) -> None:
+    settings = ServiceSettings(
+        database_url=database_url,
+        delivery_report_sms_webhook_secret=SecretStr("sms-gateway-secret"),
+        delivery_report_email_secret=SecretStr("bounce-processor-secret"),
+    )
+    parts = build_service_app(settings, service="invitations", title="t", description="d")
+    assert parts.delivery_reports is not None
+    await parts.delivery_reports.open()
+    bounce = json.dumps({"notification_id": "n-1", "bounce_type": "permanent"}).encode()
+    sms_report = json.dumps({"id": "gw-1", "status": "delivered"}).encode()
+    try:
+        transport = httpx.ASGITransport(app=parts.app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://invitations") as client:
+            forged = await client.post(
+                EMAIL, content=bounce, headers=notify_signature_headers("sms-gateway-secret", bounce)
+            )
+            genuine = await client.post(
+                EMAIL, content=bounce, headers=notify_signature_headers("bounce-processor-secret", bounce)
+            )
+            gateway = await client.post(
+                WEBHOOK, content=sms_report, headers=notify_signature_headers("sms-gateway-secret", sms_report)
+            )
+            twilio = await client.post(
+                TWILIO, content=b"MessageSid=SM1", headers=notify_signature_headers("sms-gateway-secret", b"")
+            )
+    finally:
+        await parts.delivery_reports.close()
+
+    assert (forged.status_code, forged.json()) == (401, {"error": "missing or wrong signature"})
+    assert (genuine.status_code, genuine.json()) == (200, {"outcome": "unknown"})
+    assert (gateway.status_code, gateway.json()) == (200, {"outcome": "unknown"})
+    # No secret for the Twilio route, and no DELIVERY_REPORT_SECRET to fall back on: it is off.
+    assert twilio.status_code == 404
+
+
+async def test_twilios_route_takes_twilios_own_signature_without_a_secret_of_ours(database_url: str) -> None:
+    settings = ServiceSettings(
+        database_url=database_url,
+        delivery_report_sms_webhook_secret=SecretStr("sms-gateway-secret"),
+        twilio_account_sid="AC123",
+        twilio_auth_token=SecretStr(TWILIO_TOKEN),
+        sms_status_callback_url=CALLBACK_URL.removesuffix("/twilio"),
+    )
+    parts = build_service_app(settings, service="invitations", title="t", description="d")
+    assert parts.delivery_reports is not None
+    await parts.delivery_reports.open()
+    params = {"MessageSid": "SM1", "MessageStatus": "delivered"}
+    try:
+        transport = httpx.ASGITransport(app=parts.app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://invitations") as client:
+            signed_by_twilio = await client.post(
+                TWILIO,
+                content=urlencode(params).encode(),
+                headers={"X-Twilio-Signature": twilio_signature(TWILIO_TOKEN, CALLBACK_URL, params.items())},
+            )
+            signed_by_the_gateway = await client.post(
+                TWILIO,
+                content=urlencode(params).encode(),
+                headers=notify_signature_headers("sms-gateway-secret", urlencode(params).encode()),
+            )
+    finally:
+        await parts.delivery_reports.close()
+
+    assert (signed_by_twilio.status_code, signed_by_twilio.json()) == (200, {"outcome": "unknown"})
+    assert signed_by_the_gateway.status_code == 401
+
+
+async def test_the_single_delivery_report_secret_still_serves_every_route(database_url: str) -> None:
+    settings = ServiceSettings(database_url=database_url, delivery_report_secret=SecretStr(SECRET))
+    parts = build_service_app(settings, service="invitations", title="t", description="d")
+    assert parts.delivery_reports is not None
+    await parts.delivery_reports.open()
+    bounce = json.dumps({"notification_id": "n-1", "bounce_type": "permanent"}).encode()
+    try:
+        transport = httpx.ASGITransport(app=parts.app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://invitations") as client:
+            answers = [
+                await client.post(path, content=body, headers=notify_signature_headers(SECRET, body))
+                for path, body in (
+                    (WEBHOOK, b'{"id": "gw-1", "status": "delivered"}'),
+                    (TWILIO, b"MessageSid=SM1&MessageStatus=delivered"),
+                    (EMAIL, bounce),
+                )
+            ]
+    finally:
+        await parts.delivery_reports.close()
+
+    assert [(answer.status_code, answer.json()) for answer in answers] == [(200, {"outcome": "unknown"})] * 3

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from datetime import timedelta
 
 import pytest
 
 from notify_shared.delivery_reports.signatures import (
     notify_signature,
+    notify_signature_headers,
     notify_signature_matches,
     twilio_signature,
     twilio_signature_matches,
@@ -27,18 +29,45 @@ TWILIO_PARAMS = [
 TWILIO_EXPECTED = "RSOYDt4T1cUTdK1PDd93/VVr8B8="
 
 
-def test_our_signature_is_the_hex_hmac_sha256_of_the_raw_body() -> None:
+def test_our_signature_is_the_hex_hmac_sha256_of_the_timestamp_a_full_stop_and_the_raw_body() -> None:
     body = b'{"id": "gw-1", "status": "delivered"}'
-    digest = hmac.new(b"s3cret", body, hashlib.sha256).hexdigest()
+    digest = hmac.new(b"s3cret", b"1765148400." + body, hashlib.sha256).hexdigest()
 
-    assert notify_signature("s3cret", body) == f"sha256={digest}"
-    assert notify_signature_matches("s3cret", body, f"sha256={digest.upper()}")
-    assert notify_signature_matches("s3cret", body, f" sha256={digest} ")
+    assert notify_signature("s3cret", body, 1765148400) == f"sha256={digest}"
+    assert notify_signature_headers("s3cret", body, now=1765148400.7) == {
+        "X-Notify-Timestamp": "1765148400",
+        "X-Notify-Signature": f"sha256={digest}",
+    }
+    for header in (f"sha256={digest.upper()}", f" sha256={digest} "):
+        assert notify_signature_matches(
+            "s3cret", body, header, "1765148400", tolerance=timedelta(minutes=5), now=1765148400
+        )
+
+
+@pytest.mark.parametrize(("signed_at", "accepted"), [(-301, False), (-300, True), (0, True), (300, True), (301, False)])
+def test_a_signature_counts_only_within_the_tolerance_either_side_of_our_clock(signed_at: int, accepted: bool) -> None:
+    now = 1765148400
+    headers = notify_signature_headers("s3cret", b"{}", now=now + signed_at)
+
+    assert (
+        notify_signature_matches(
+            "s3cret",
+            b"{}",
+            headers["X-Notify-Signature"],
+            headers["X-Notify-Timestamp"],
+            tolerance=timedelta(minutes=5),
+            now=now,
+        )
+        is accepted
+    )
 
 
 @pytest.mark.parametrize("header", [None, "", "sha256=", "sha256=zz", "md5=abc", "sha256=ø" * 3])
-def test_anything_else_is_not_our_signature(header: str | None) -> None:
-    assert not notify_signature_matches("s3cret", b"{}", header)
+@pytest.mark.parametrize("timestamp", [None, "", "1765148400", "-1", "1e9", "١٧٦٥١٤٨٤٠٠"])
+def test_anything_else_is_not_our_signature(header: str | None, timestamp: str | None) -> None:
+    assert not notify_signature_matches(
+        "s3cret", b"{}", header, timestamp, tolerance=timedelta(minutes=5), now=1765148400
+    )
 
 
 def test_twilios_signature_matches_twilios_documented_example() -> None:

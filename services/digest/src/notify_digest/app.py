@@ -44,7 +44,11 @@ def create_app(
     runtime = runtime or Runtime()
     parts.broker.include_router(
         build_router(
-            topics=settings.topics, group_id=settings.consumer_group, dead_letters=parts.dead_letters, runtime=runtime
+            topics=settings.topics,
+            group_id=settings.consumer_group,
+            dead_letters=parts.dead_letters,
+            runtime=runtime,
+            max_record_bytes=settings.kafka_max_record_bytes,
         )
     )
 

@@ -17,7 +17,9 @@ SERVICE = "digest"
 CONSUMED = (event_types.MESSAGE_POSTED, event_types.ABSENCE_NOTED)
 
 
-def build_router(*, topics: Topics, group_id: str, dead_letters: DeadLetterSink, runtime: Runtime) -> KafkaRouter:
+def build_router(
+    *, topics: Topics, group_id: str, dead_letters: DeadLetterSink, runtime: Runtime, max_record_bytes: int
+) -> KafkaRouter:
     """One consumer for message.posted and absence.noted; the offset is committed after the event is stored or
     sent (NACK_ON_ERROR), and handling the same event twice changes nothing."""
     router = KafkaRouter()
@@ -30,6 +32,8 @@ def build_router(*, topics: Topics, group_id: str, dead_letters: DeadLetterSink,
         *(topics.for_event_type(event_type) for event_type in CONSUMED),
         group_id=group_id,
         auto_offset_reset="earliest",
+        # Bounds what one fetch brings per partition (KAFKA_MAX_RECORD_BYTES; see notify_shared.kafka.decompression).
+        max_partition_fetch_bytes=max_record_bytes,
         ack_policy=AckPolicy.NACK_ON_ERROR,
         decoder=cloudevent_decoder(topics=topics, service=SERVICE, dead_letters=dead_letters),
         title=f"{SERVICE}:messages-and-absences",

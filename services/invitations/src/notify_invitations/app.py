@@ -47,6 +47,7 @@ def create_app(
             dead_letters=parts.dead_letters,
             runtime=runtime,
             events=events,
+            max_record_bytes=settings.kafka_max_record_bytes,
         )
     )
 

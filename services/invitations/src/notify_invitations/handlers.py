@@ -23,7 +23,13 @@ CONSUMED = (event_types.MEETING_CREATED, event_types.MEETING_UPDATED, event_type
 
 
 def build_router(
-    *, topics: Topics, group_id: str, dead_letters: DeadLetterSink, runtime: Runtime, events: KeyedConcurrency
+    *,
+    topics: Topics,
+    group_id: str,
+    dead_letters: DeadLetterSink,
+    runtime: Runtime,
+    events: KeyedConcurrency,
+    max_record_bytes: int,
 ) -> KafkaRouter:
     """One consumer for meeting.created / updated / cancelled, so the service joins its group once.
 
@@ -55,6 +61,8 @@ def build_router(
         *(topics.for_event_type(event_type) for event_type in CONSUMED),
         group_id=group_id,
         auto_offset_reset="earliest",
+        # Bounds what one fetch brings per partition (KAFKA_MAX_RECORD_BYTES; see notify_shared.kafka.decompression).
+        max_partition_fetch_bytes=max_record_bytes,
         ack_policy=AckPolicy.MANUAL,
         listener=events.rebalance_listener(),
         decoder=cloudevent_decoder(

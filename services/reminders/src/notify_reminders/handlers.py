@@ -17,7 +17,9 @@ SERVICE = "reminders"
 CONSUMED = (event_types.MEETING_CREATED, event_types.MEETING_UPDATED, event_types.MEETING_CANCELLED)
 
 
-def build_router(*, topics: Topics, group_id: str, dead_letters: DeadLetterSink, runtime: Runtime) -> KafkaRouter:
+def build_router(
+    *, topics: Topics, group_id: str, dead_letters: DeadLetterSink, runtime: Runtime, max_record_bytes: int
+) -> KafkaRouter:
     """One consumer for the meeting topics, in the reminders' own consumer group (invitations has another).
 
     The offset is committed after the schedule change is in the database (NACK_ON_ERROR), so a crash between
@@ -33,6 +35,8 @@ def build_router(*, topics: Topics, group_id: str, dead_letters: DeadLetterSink,
         *(topics.for_event_type(event_type) for event_type in CONSUMED),
         group_id=group_id,
         auto_offset_reset="earliest",
+        # Bounds what one fetch brings per partition (KAFKA_MAX_RECORD_BYTES; see notify_shared.kafka.decompression).
+        max_partition_fetch_bytes=max_record_bytes,
         ack_policy=AckPolicy.NACK_ON_ERROR,
         decoder=cloudevent_decoder(topics=topics, service=SERVICE, dead_letters=dead_letters),
         title=f"{SERVICE}:meetings",

@@ -6,8 +6,8 @@
 
 from notify_shared.delivery_reports.formats import InvalidReportError, ProviderReport
 from notify_shared.delivery_reports.receiver import DeliveryReportReceiver
-from notify_shared.delivery_reports.routes import delivery_report_routes
-from notify_shared.delivery_reports.signatures import notify_signature, twilio_signature
+from notify_shared.delivery_reports.routes import delivery_report_routes, route_secrets
+from notify_shared.delivery_reports.signatures import notify_signature, notify_signature_headers, twilio_signature
 
 __all__ = [
     "DeliveryReportReceiver",
@@ -15,5 +15,7 @@ __all__ = [
     "ProviderReport",
     "delivery_report_routes",
     "notify_signature",
+    "notify_signature_headers",
+    "route_secrets",
     "twilio_signature",
 ]

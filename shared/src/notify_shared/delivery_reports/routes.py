@@ -1,15 +1,18 @@
 """`POST /delivery-reports/sms/{webhook,twilio}` and `POST /delivery-reports/email` on the service's HTTP port.
 
-Plain ASGI apps, mounted next to `/healthz` and `/metrics` in FastStream's `AsgiFastStream` (which matches paths
-exactly, hence one route per provider). Every request is authenticated before its body is read as a report:
+Plain ASGI apps, mounted next to `/healthz` in FastStream's `AsgiFastStream` (which matches paths exactly, hence
+one route per provider). Every request is authenticated before its body is read as a report:
 
-- `X-Notify-Signature: sha256=<hex>`: HMAC-SHA256 of the raw body keyed with `DELIVERY_REPORT_SECRET`, on
-  every route;
+- `X-Notify-Timestamp` and `X-Notify-Signature: sha256=<hex>`: HMAC-SHA256 of the timestamp and the raw body,
+  keyed with the route's own secret (`DELIVERY_REPORT_SMS_WEBHOOK_SECRET`, `…_SMS_TWILIO_SECRET`,
+  `…_EMAIL_SECRET`), else `DELIVERY_REPORT_SECRET`; one secret per route means the SMS gateway cannot sign an
+  email bounce;
 - on the Twilio route, instead, Twilio's own `X-Twilio-Signature`, keyed with `TWILIO_AUTH_TOKEN`.
 
 Answers: 200 `{"outcome": ...}` for a report read (applied, repeated, ignored or unknown: nothing more to do for
 the sender); 503 with `Retry-After` when it came before our record of the send, or before the service was ready;
-400 for a body that is not a report; 401 for a missing or wrong signature; 405, 413.
+400 for a body that is not a report; 401 for a missing or wrong signature or a timestamp outside the tolerance;
+404 for a route that has no secret; 405, 413.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import json
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from datetime import timedelta
 
 from faststream.asgi import AsgiResponse
 from faststream.asgi.types import ASGIApp, Receive, Scope, Send
@@ -34,6 +38,7 @@ from notify_shared.delivery_reports.formats import (
 from notify_shared.delivery_reports.receiver import DeliveryReportReceiver, ReceiverNotReadyError
 from notify_shared.delivery_reports.signatures import notify_signature_matches, twilio_signature_matches
 from notify_shared.ledger.provider_reports import ReportOutcome
+from notify_shared.settings import ServiceSettings
 
 logger = logging.getLogger(__name__)
 
@@ -109,45 +114,87 @@ class ReportEndpoint:
         return _Answer(200, {"outcome": outcome.value})
 
 
+def route_secrets(settings: ServiceSettings) -> dict[str, SecretStr | None]:
+    """Each route's signing secret: its own setting, else `DELIVERY_REPORT_SECRET`, else None (the route is off)."""
+    fallback = settings.delivery_report_secret
+    return {
+        SMS_WEBHOOK_PATH: settings.delivery_report_sms_webhook_secret or fallback,
+        SMS_TWILIO_PATH: settings.delivery_report_sms_twilio_secret or fallback,
+        EMAIL_PATH: settings.delivery_report_email_secret or fallback,
+    }
+
+
+async def _route_off(scope: Scope, receive: Receive, send: Send) -> None:
+    body = {"error": "delivery reports are not enabled on this route"}
+    await AsgiResponse(json.dumps(body).encode(), 404, {"Content-Type": "application/json"})(scope, receive, send)
+
+
 def delivery_report_routes(
-    receiver: DeliveryReportReceiver,
+    receiver: DeliveryReportReceiver | None,
     *,
-    secret: SecretStr,
+    secrets: Mapping[str, SecretStr | None],
     twilio_auth_token: SecretStr | None = None,
     status_callback_url: str | None = None,
+    tolerance: timedelta = timedelta(minutes=5),
 ) -> list[tuple[str, ASGIApp]]:
-    """The three routes, for `AsgiFastStream(asgi_routes=...)`."""
-    key = secret.get_secret_value()
+    """The three routes, for `AsgiFastStream(asgi_routes=...)`; `secrets` by path (see `route_secrets`).
 
-    def shared_secret(scope: Scope, headers: Headers, body: bytes) -> bool:
-        return notify_signature_matches(key, body, headers.get("x-notify-signature"))
+    A route without a secret, or every route when there is no `receiver`, answers a JSON 404.
+    """
 
-    def twilio_or_shared_secret(scope: Scope, headers: Headers, body: bytes) -> bool:
-        if shared_secret(scope, headers, body):
-            return True  # e.g. a relay that forwards Twilio's callbacks signed with our secret
-        if twilio_auth_token is None:
-            return False
-        urls = [url for url in (status_callback_url, _request_url(scope, headers)) if url]
-        try:
-            params = parse_form(body)
-        except InvalidReportError:
-            return False
-        return twilio_signature_matches(
-            twilio_auth_token.get_secret_value(), urls, params, headers.get("x-twilio-signature")
-        )
+    def signed_with(key: str) -> Authenticate:
+        def shared_secret(scope: Scope, headers: Headers, body: bytes) -> bool:
+            return notify_signature_matches(
+                key, body, headers.get("x-notify-signature"), headers.get("x-notify-timestamp"), tolerance=tolerance
+            )
+
+        return shared_secret
+
+    def twilio_or_shared_secret(key: str | None) -> Authenticate:
+        shared_secret = signed_with(key) if key is not None else None
+
+        def authenticate(scope: Scope, headers: Headers, body: bytes) -> bool:
+            if shared_secret is not None and shared_secret(scope, headers, body):
+                return True  # e.g. a relay that forwards Twilio's callbacks signed with our secret
+            if twilio_auth_token is None:
+                return False
+            urls = [url for url in (status_callback_url, _request_url(scope, headers)) if url]
+            try:
+                params = parse_form(body)
+            except InvalidReportError:
+                return False
+            return twilio_signature_matches(
+                twilio_auth_token.get_secret_value(), urls, params, headers.get("x-twilio-signature")
+            )
+
+        return authenticate
 
     def twilio_report(body: bytes) -> ProviderReport:
         return parse_twilio_report(parse_form(body))
 
-    endpoints: list[tuple[str, Authenticate, Parse]] = [
-        (SMS_WEBHOOK_PATH, shared_secret, parse_webhook_report),
-        (SMS_TWILIO_PATH, twilio_or_shared_secret, twilio_report),
-        (EMAIL_PATH, shared_secret, parse_email_bounce),
+    def key_of(path: str) -> str | None:
+        secret = secrets.get(path)
+        return None if secret is None else secret.get_secret_value()
+
+    # Each route's authentication, or None for a route that is off. Twilio's route also works on the Twilio auth
+    # token alone, once delivery reports are on at all.
+    webhook_key, twilio_key, email_key = key_of(SMS_WEBHOOK_PATH), key_of(SMS_TWILIO_PATH), key_of(EMAIL_PATH)
+    endpoints: list[tuple[str, Authenticate | None, Parse]] = [
+        (SMS_WEBHOOK_PATH, signed_with(webhook_key) if webhook_key else None, parse_webhook_report),
+        (
+            SMS_TWILIO_PATH,
+            twilio_or_shared_secret(twilio_key) if twilio_key or twilio_auth_token else None,
+            twilio_report,
+        ),
+        (EMAIL_PATH, signed_with(email_key) if email_key else None, parse_email_bounce),
     ]
-    return [
-        (path, ReportEndpoint(receiver=receiver, authenticate=authenticate, parse=parse))
-        for path, authenticate, parse in endpoints
-    ]
+    routes: list[tuple[str, ASGIApp]] = []
+    for path, authenticate, parse in endpoints:
+        if receiver is None or authenticate is None:
+            routes.append((path, _route_off))
+        else:
+            routes.append((path, ReportEndpoint(receiver=receiver, authenticate=authenticate, parse=parse)))
+    return routes
 
 
 def _request_url(scope: Scope, headers: Headers) -> str | None:

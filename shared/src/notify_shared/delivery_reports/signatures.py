@@ -2,6 +2,10 @@
 
 Both compare in constant time (`hmac.compare_digest`), so the time an answer takes says nothing about how much of
 a guessed signature was right.
+
+Ours signs a timestamp with the body, and a report whose timestamp is outside the tolerance window is refused:
+a report someone captured (from a log, a proxy) cannot be played back later. Twilio's signature has no timestamp;
+a replayed Twilio report can only repeat a status the ledger already holds (`repeated`), never change it back.
 """
 
 from __future__ import annotations
@@ -9,11 +13,15 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import time
 from collections.abc import Iterable, Iterator, Sequence
+from datetime import timedelta
 from urllib.parse import urlsplit, urlunsplit
 
 NOTIFY_SIGNATURE_HEADER = "X-Notify-Signature"
-"""`sha256=<hex>`: HMAC-SHA256 of the raw request body, keyed with `DELIVERY_REPORT_SECRET`."""
+"""`sha256=<hex>`: HMAC-SHA256 of `<timestamp>.` followed by the raw request body, keyed with the route's secret."""
+NOTIFY_TIMESTAMP_HEADER = "X-Notify-Timestamp"
+"""When the report was signed, in whole seconds since 1970 (Unix time, UTC)."""
 TWILIO_SIGNATURE_HEADER = "X-Twilio-Signature"
 """Twilio's signature of the callback URL and its form parameters, keyed with the account's auth token."""
 
@@ -21,19 +29,42 @@ _PREFIX = "sha256="
 _STANDARD_PORTS = {"https": 443, "http": 80}
 
 
-def notify_signature(secret: str, body: bytes) -> str:
-    """The `X-Notify-Signature` value for `body`: `sha256=` and the lowercase hex HMAC-SHA256 digest."""
-    return _PREFIX + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+def notify_signature(secret: str, body: bytes, timestamp: int) -> str:
+    """The `X-Notify-Signature` value for `body` signed at `timestamp` (Unix seconds): `sha256=` and the lowercase
+    hex HMAC-SHA256 of the timestamp in decimal, a full stop, and the body."""
+    signed = str(timestamp).encode("ascii") + b"." + body
+    return _PREFIX + hmac.new(secret.encode(), signed, hashlib.sha256).hexdigest()
 
 
-def notify_signature_matches(secret: str, body: bytes, header: str | None) -> bool:
-    """True when `header` is the signature of exactly these bytes (hex digits in either case)."""
-    if not header:
+def notify_signature_headers(secret: str, body: bytes, *, now: float | None = None) -> dict[str, str]:
+    """Both headers a sender puts on a report: `X-Notify-Timestamp` (now) and `X-Notify-Signature`."""
+    timestamp = int(time.time() if now is None else now)
+    return {NOTIFY_TIMESTAMP_HEADER: str(timestamp), NOTIFY_SIGNATURE_HEADER: notify_signature(secret, body, timestamp)}
+
+
+def notify_signature_matches(
+    secret: str,
+    body: bytes,
+    header: str | None,
+    timestamp_header: str | None,
+    *,
+    tolerance: timedelta,
+    now: float | None = None,
+) -> bool:
+    """True when `header` signs exactly these bytes at `timestamp_header`, and that time is within `tolerance` of
+    `now` (either way, for clocks a little apart). Hex digits in either case."""
+    if not header or not timestamp_header:
+        return False
+    stamp = timestamp_header.strip()
+    if not stamp.isascii() or not stamp.isdigit() or len(stamp) > 12:
+        return False
+    current = time.time() if now is None else now
+    if abs(current - int(stamp)) > tolerance.total_seconds():
         return False
     given = header.strip()
     if given[: len(_PREFIX)].lower() != _PREFIX:
         return False
-    expected = notify_signature(secret, body)[len(_PREFIX) :].encode()
+    expected = notify_signature(secret, body, int(stamp))[len(_PREFIX) :].encode()
     # compare_digest wants ASCII on both sides; a header with other characters is simply wrong.
     return hmac.compare_digest(expected, given[len(_PREFIX) :].lower().encode("ascii", "replace"))
 

@@ -27,6 +27,12 @@ def _b64(raw: bytes) -> str:
     return base64.b64encode(raw).decode("ascii")
 
 
+def _writable(key: str) -> str:
+    # A header key is text; one with a lone surrogate (which no UTF-8 decoder yields, but a client library
+    # handing on its own strings might) could not be written as JSON, and the dead letter would never go out.
+    return key.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def dead_letter_for(
     record: ConsumedRecord,
     rejection: EventRejected,
@@ -53,7 +59,7 @@ def dead_letter_for(
             original_key_base64=_b64(record.key) if record.key is not None else None,
             original_value_base64=_b64(record.value or b""),
             original_headers=tuple(
-                DeadLetterHeader(key=key, value_base64=_b64(value or b"")) for key, value in headers
+                DeadLetterHeader(key=_writable(key), value_base64=_b64(value or b"")) for key, value in headers
             ),
             dead_lettered_at=now,
         ),

@@ -37,6 +37,7 @@ from notify_shared.contract import (
     decode_event,
 )
 from notify_shared.kafka.dead_letters import dead_letter_for
+from notify_shared.kafka.decompression import check_record_size
 from notify_shared.topics import Topics
 
 logger = logging.getLogger(__name__)
@@ -56,6 +57,7 @@ _KEPT_BYTES: Final = 1024
 
 def decode_for_topic(value: bytes | None, headers: Any, event_type: str) -> CloudEvent:
     """Decode a record from the topic of `event_type`; any other type there is rejected as `topic_mismatch`."""
+    check_record_size(headers)
     event = decode_event(value, headers or (), INPUT_EVENT_TYPES)
     if event.type != event_type:
         raise EventRejected(

@@ -184,7 +184,14 @@ class ServiceProcess:
     def __init__(self, app: str, env: Mapping[str, str], log_path: Path) -> None:
         self.app = app
         self.http_port = free_port()
-        self._env = {**os.environ, **env, "HTTP_HOST": "127.0.0.1", "HTTP_PORT": str(self.http_port)}
+        self.admin_port = free_port()
+        self._env = {
+            **os.environ,
+            **env,
+            "HTTP_HOST": "127.0.0.1",
+            "HTTP_PORT": str(self.http_port),
+            "ADMIN_PORT": str(self.admin_port),
+        }
         self.log_path = log_path
         self._process: subprocess.Popen[bytes] | None = None
         self.kills = 0
@@ -199,7 +206,7 @@ class ServiceProcess:
     def ready(self) -> bool:
         """Whether /readyz answers 200: Kafka and the database are reachable from the service."""
         try:
-            return httpx.get(f"http://127.0.0.1:{self.http_port}/readyz", timeout=1.0).status_code == 200
+            return httpx.get(f"http://127.0.0.1:{self.admin_port}/readyz", timeout=1.0).status_code == 200
         except httpx.HTTPError:
             return False
 
