@@ -16,6 +16,7 @@ from notify_reminders.runtime import Runtime
 from notify_reminders.settings import RemindersSettings
 from notify_reminders.store import OPEN_STATES
 from notify_shared.delivery import Backoff
+from notify_shared.kafka import EventTimeLimit
 from notify_shared.kafka.service_app import build_service_app
 from notify_shared.logs import configure_logging
 from notify_shared.settings import load_settings
@@ -45,7 +46,11 @@ def create_app(
     runtime = runtime or Runtime()
     parts.broker.include_router(
         build_router(
-            topics=settings.topics, group_id=settings.consumer_group, dead_letters=parts.dead_letters, runtime=runtime
+            topics=settings.topics,
+            group_id=settings.consumer_group,
+            dead_letters=parts.dead_letters,
+            runtime=runtime,
+            event_time=EventTimeLimit(settings.event_time_future_margin, clock),
         )
     )
 

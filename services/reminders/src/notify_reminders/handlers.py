@@ -8,7 +8,7 @@ from faststream.kafka import KafkaRouter
 from notify_reminders.runtime import Runtime
 from notify_shared import topics as event_types
 from notify_shared.contract import MeetingCancelled, MeetingCreated, MeetingUpdated
-from notify_shared.kafka import cloudevent_decoder
+from notify_shared.kafka import EventTimeLimit, cloudevent_decoder
 from notify_shared.kafka.failure_pause import PauseOnFailure
 from notify_shared.kafka.inbound import DeadLetterSink
 from notify_shared.topics import Topics
@@ -17,7 +17,9 @@ SERVICE = "reminders"
 CONSUMED = (event_types.MEETING_CREATED, event_types.MEETING_UPDATED, event_types.MEETING_CANCELLED)
 
 
-def build_router(*, topics: Topics, group_id: str, dead_letters: DeadLetterSink, runtime: Runtime) -> KafkaRouter:
+def build_router(
+    *, topics: Topics, group_id: str, dead_letters: DeadLetterSink, runtime: Runtime, event_time: EventTimeLimit
+) -> KafkaRouter:
     """One consumer for the meeting topics, in the reminders' own consumer group (invitations has another).
 
     The offset is committed after the schedule change is in the database (NACK_ON_ERROR), so a crash between
@@ -34,7 +36,7 @@ def build_router(*, topics: Topics, group_id: str, dead_letters: DeadLetterSink,
         group_id=group_id,
         auto_offset_reset="earliest",
         ack_policy=AckPolicy.NACK_ON_ERROR,
-        decoder=cloudevent_decoder(topics=topics, service=SERVICE, dead_letters=dead_letters),
+        decoder=cloudevent_decoder(topics=topics, service=SERVICE, dead_letters=dead_letters, event_time=event_time),
         title=f"{SERVICE}:meetings",
         description="Meetings scheduled, changed or called off: reminders are scheduled, moved or cancelled.",
     )(on_meeting_event)
