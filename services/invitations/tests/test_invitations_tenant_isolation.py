@@ -5,13 +5,16 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 from email.message import EmailMessage
+from pathlib import Path
 
 import pytest
 from icalendar import Calendar
 
+from notify_invitations.meeting_states import MeetingStateStore
 from notify_invitations.testing import Deployment
 from notify_shared import samples
 from notify_shared.contract import Channel
+from notify_shared.ledger import OutdatedTableError, create_engine
 from notify_shared.testing.kafka import EventPublisher, TopicReader
 from notify_shared.testing.waiting import wait_until
 
@@ -134,3 +137,29 @@ async def test_an_event_dated_beyond_the_margin_is_dead_lettered_and_later_real_
     assert (letter["reason"], letter["source_event_id"]) == ("time_in_future", far_future.id)
     assert "2199-01-01" in letter["errors"][0]
     assert _calendar_event(sent[1].message)[:2] == ("REQUEST", 1)
+
+
+async def test_a_database_from_before_school_scoped_keys_stops_start_up_naming_every_old_table(
+    tmp_path: Path,
+) -> None:
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'invitations.db'}")
+    try:
+        async with engine.begin() as connection:
+            # The two tables as the version before school-scoped keys made them (the columns that matter here).
+            await connection.exec_driver_sql(
+                "CREATE TABLE invitation_meeting_states (meeting_id VARCHAR(200) PRIMARY KEY, school_id VARCHAR(200))"
+            )
+            await connection.exec_driver_sql(
+                "CREATE TABLE invitation_decisions (event_id VARCHAR(200) PRIMARY KEY, meeting_id VARCHAR(200))"
+            )
+        with pytest.raises(OutdatedTableError) as refused:
+            await MeetingStateStore(engine).create_schema()
+    finally:
+        await engine.dispose()
+
+    assert str(refused.value) == (
+        "table invitation_decisions was made by an older version: its primary key is (event_id), this version needs"
+        " (school_id, source, event_id); table invitation_meeting_states was made by an older version: its primary"
+        " key is (meeting_id), this version needs (school_id, meeting_id);"
+        " see 'Upgrading to school-scoped keys' in docs/operations.md"
+    )

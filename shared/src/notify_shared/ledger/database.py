@@ -91,28 +91,32 @@ async def create_schema(engine: AsyncEngine, schema: sa.MetaData = metadata) -> 
 def _refuse_outdated_tables(connection: Connection, schema: sa.MetaData) -> None:
     inspector = sa.inspect(connection)
     existing = set(inspector.get_table_names())
-    for table in schema.sorted_tables:
-        if table.name not in existing:
-            continue
-        declared_key = [column.name for column in table.primary_key.columns]
-        stored_key = inspector.get_pk_constraint(table.name)["constrained_columns"] or []
-        problem = None
-        if set(declared_key) != set(stored_key):
-            problem = f"its primary key is ({', '.join(stored_key)}), this version needs ({', '.join(declared_key)})"
-        else:
-            stored_unique = {frozenset(u["column_names"]) for u in inspector.get_unique_constraints(table.name)}
-            for constraint in table.constraints:
-                if not isinstance(constraint, sa.UniqueConstraint):
-                    continue
-                columns = [column.name for column in constraint.columns]
-                if frozenset(columns) not in stored_unique:
-                    problem = f"it lacks the unique key ({', '.join(columns)})"
-                    break
-        if problem is not None:
-            message = f"table {table.name} was made by an older version: {problem}; {UPGRADE_GUIDE}"
-            # Logged as well as raised: the start-up traceback buries the message under framework frames.
-            logger.error("%s", message)
-            raise OutdatedTableError(message)
+    # Every outdated table in one line, so the operator upgrades them all in one go.
+    outdated = [
+        f"table {table.name} was made by an older version: {problem}"
+        for table in schema.sorted_tables
+        if table.name in existing and (problem := _key_problem(inspector, table)) is not None
+    ]
+    if outdated:
+        message = f"{'; '.join(outdated)}; {UPGRADE_GUIDE}"
+        # Logged as well as raised: the start-up traceback buries the message under framework frames.
+        logger.error("%s", message)
+        raise OutdatedTableError(message)
+
+
+def _key_problem(inspector: sa.Inspector, table: sa.Table) -> str | None:
+    """How the stored table's primary or unique keys differ from `table`'s, or None when they agree."""
+    declared_key = [column.name for column in table.primary_key.columns]
+    stored_key = inspector.get_pk_constraint(table.name)["constrained_columns"] or []
+    if set(declared_key) != set(stored_key):
+        return f"its primary key is ({', '.join(stored_key)}), this version needs ({', '.join(declared_key)})"
+    stored_unique = {frozenset(unique["column_names"]) for unique in inspector.get_unique_constraints(table.name)}
+    for constraint in table.constraints:
+        if isinstance(constraint, sa.UniqueConstraint):
+            columns = [column.name for column in constraint.columns]
+            if frozenset(columns) not in stored_unique:
+                return f"it lacks the unique key ({', '.join(columns)})"
+    return None
 
 
 @asynccontextmanager
