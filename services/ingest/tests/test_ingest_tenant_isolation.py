@@ -82,5 +82,7 @@ async def test_an_event_dated_beyond_the_margin_is_400_time_in_future_and_never_
     assert refused.status_code == 400
     problem = refused.json()
     assert (problem["error"], problem["reason"]) == ("invalid_event", "time_in_future")
+    assert [error["field"] for error in problem["errors"]] == ["time"]
+    assert "2199-01-01T00:00:00+00:00" in problem["errors"][0]["message"]
     assert accepted.status_code == 202
     assert await _on_kafka(tight, "meeting.updated") == [(within.id, SCHOOL)]

@@ -19,7 +19,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from notify_ingest.publishing import KafkaRecord, Published, record_for
 from notify_ingest.store import AcceptedEvents, AcceptedId, ClaimKind
 from notify_shared.contract import CLOUDEVENTS_JSON, INPUT_EVENT_TYPES, CloudEvent, EventRejected, School, decode_event
-from notify_shared.kafka.event_time import EventTimeLimit
+from notify_shared.kafka.event_time import TIME_IN_FUTURE, EventTimeLimit
 from notify_shared.topics import Topics
 
 logger = logging.getLogger(__name__)
@@ -202,9 +202,9 @@ def _school_of(event: CloudEvent) -> str:
 
 
 def _problem(text: str, reason: str) -> FieldProblem:
-    # `describe_validation_error` writes schema violations as "<field path>: <message>"; other rejections are
-    # about the body as a whole.
-    if reason == "schema_violation":
+    # `describe_validation_error` writes schema violations as "<field path>: <message>", and `EventTimeLimit` its
+    # one problem as "time: <message>"; other rejections are about the body as a whole.
+    if reason in ("schema_violation", TIME_IN_FUTURE):
         field, separator, message = text.partition(": ")
         if separator:
             return FieldProblem(None if field == "(event)" else field, message)

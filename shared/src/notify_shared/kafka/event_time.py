@@ -35,13 +35,14 @@ class EventTimeLimit:
         """Raise `EventRejected` (`time_in_future`) when `event.time` lies more than `margin` ahead."""
         if event.time is None:
             return
-        latest = self.clock() + self.margin
+        now = self.clock()
+        latest = now + self.margin
         if event.time > latest:
             raise EventRejected(
                 TIME_IN_FUTURE,
                 [
                     f"time: {event.time.isoformat()} lies more than {_hours(self.margin)} after the receiver's clock "
-                    f"({self.clock().astimezone(UTC).isoformat()}); the latest accepted is {latest.isoformat()}"
+                    f"({now.astimezone(UTC).isoformat()}); the latest accepted is {latest.astimezone(UTC).isoformat()}"
                 ],
                 event.id,
             )
