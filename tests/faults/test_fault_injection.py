@@ -145,7 +145,9 @@ class Scenario:
 
     def expected_ids(self) -> set[str]:
         return {
-            notification_id_for(DeliveryKey(event.id, guardian.guardian_id, channel.value, TEMPLATE))
+            notification_id_for(
+                DeliveryKey(event.data.school.id, event.id, guardian.guardian_id, channel.value, TEMPLATE)
+            )
             for event in self.events
             for guardian in event.data.recipients
             for channel in guardian.channels

@@ -60,6 +60,7 @@ KNOWN_REASONS = frozenset(
         "unknown_event_type",
         "topic_mismatch",
         "schema_violation",
+        "time_in_future",
     }
 )
 CANARY = "Zq9kanari"

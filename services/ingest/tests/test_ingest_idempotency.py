@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from notify_ingest.settings import IngestSettings
-from notify_ingest.store import AcceptedEvents
+from notify_ingest.store import AcceptedEvents, AcceptedId
 from notify_ingest.testing import SCHOOL, RunningIngest, isolated_settings, records_on, running_ingest
 from notify_shared import samples
 from notify_shared.contract import CloudEvent
@@ -41,7 +41,7 @@ async def test_posting_the_same_event_again_answers_202_duplicate_and_publishes_
     assert first.json() == {"id": event.id, "type": "meeting.created", "duplicate": False}
     assert again.json() == {"id": event.id, "type": "meeting.created", "duplicate": True}
     assert await _ids_on_kafka(settings, event.type) == [event.id]
-    stored = await ingest.runtime.store.get(event.id)
+    stored = await ingest.runtime.store.get(AcceptedId(SCHOOL, event.source, event.id))
     assert stored is not None
     assert stored.state == "published"
     assert stored.school_id == SCHOOL
@@ -103,14 +103,16 @@ async def test_an_id_left_pending_by_a_crashed_request_is_published_by_the_retry
         from notify_ingest.publishing import record_for  # noqa: PLC0415 - the record the crashed replica built
 
         record = record_for(event, settings.topics)
-        await crashed.claim(event.id, event_type=event.type, school_id=SCHOOL, digest=record.digest, topic=record.topic)
+        await crashed.claim(
+            AcceptedId(SCHOOL, event.source, event.id), event_type=event.type, digest=record.digest, topic=record.topic
+        )
         await crashed.aclose()
 
         response = await ingest.post_event(_document(event))
 
         assert response.status_code == 202
         assert response.json()["duplicate"] is False
-        stored = await ingest.runtime.store.get(event.id)
+        stored = await ingest.runtime.store.get(AcceptedId(SCHOOL, event.source, event.id))
     assert stored is not None
     assert stored.state == "published"
     assert stored.attempts == 2
@@ -126,7 +128,7 @@ async def test_while_another_replica_holds_the_id_a_post_is_503_with_retry_after
         record = record_for(event, quick.topics)
         # Another replica's live claim, which it never finishes within this request's wait.
         await ingest.runtime.store.claim(
-            event.id, event_type=event.type, school_id=SCHOOL, digest=record.digest, topic=record.topic
+            AcceptedId(SCHOOL, event.source, event.id), event_type=event.type, digest=record.digest, topic=record.topic
         )
 
         response = await ingest.post_event(_document(event))

@@ -10,7 +10,7 @@ import pytest
 
 from notify_ingest.ingestion import Ingestor, Outcome
 from notify_ingest.publishing import KafkaRecord, Published
-from notify_ingest.store import AcceptedEvents
+from notify_ingest.store import AcceptedEvents, AcceptedId
 from notify_shared import samples
 from notify_shared.topics import Topics
 
@@ -62,7 +62,7 @@ async def test_an_unconfirmed_publish_is_unavailable_and_the_retry_publishes_at_
     assert retried.outcome is Outcome.ACCEPTED
     assert len(kafka.published) == 1
     assert kafka.published[0].topic == "meeting.created"
-    stored = await store.get(retried.event_id or "")
+    stored = await store.get(AcceptedId(SCHOOL, samples.SOURCE, retried.event_id or ""))
     assert stored is not None
     assert (stored.state, stored.attempts, stored.partition, stored.offset) == ("published", 2, 0, 0)
 

@@ -182,6 +182,13 @@ class ServiceSettings(BaseSettings):
         description="How long the circuit stays open before one trial SMS goes to the first provider again.",
     )
 
+    event_time_future_margin: Duration = Field(
+        default=timedelta(hours=24),
+        gt=timedelta(0),
+        description="An event whose CloudEvents `time` lies further than this past the service's clock is refused "
+        "(dead letter `time_in_future`; the ingest answers 400): a far-future time would make later events stale.",
+    )
+
     http_host: str = Field(
         default="0.0.0.0",  # noqa: S104 - the health and metrics port must be reachable from outside the pod
         description="Address the HTTP server (/healthz, /readyz, /metrics) listens on.",

@@ -34,11 +34,17 @@ async def record_deliveries(database_url: str) -> dict[str, str]:
     ids: dict[str, str] = {}
     async with await DeliveryLedger.connect(database_url, clock=SteppingClock(START)) as ledger:
         outcomes = {
-            "email-g1": (DeliveryKey(MEETING_CREATED, "g-1001", "email", "meeting_invitation"), OSLO_SCHOOL),
-            "sms-g1": (DeliveryKey(MEETING_CREATED, "g-1001", "sms", "meeting_invitation"), OSLO_SCHOOL),
-            "email-g2": (DeliveryKey(MEETING_CREATED, "g-1002", "email", "meeting_invitation"), OSLO_SCHOOL),
-            "bergen-1": (DeliveryKey("evt-bergen", "g-2001", "sms", "absence_notice"), BERGEN_SCHOOL),
-            "bergen-2": (DeliveryKey("evt-bergen", "g-2002", "sms", "absence_notice"), BERGEN_SCHOOL),
+            "email-g1": (
+                DeliveryKey(OSLO_SCHOOL, MEETING_CREATED, "g-1001", "email", "meeting_invitation"),
+                OSLO_SCHOOL,
+            ),
+            "sms-g1": (DeliveryKey(OSLO_SCHOOL, MEETING_CREATED, "g-1001", "sms", "meeting_invitation"), OSLO_SCHOOL),
+            "email-g2": (
+                DeliveryKey(OSLO_SCHOOL, MEETING_CREATED, "g-1002", "email", "meeting_invitation"),
+                OSLO_SCHOOL,
+            ),
+            "bergen-1": (DeliveryKey(BERGEN_SCHOOL, "evt-bergen", "g-2001", "sms", "absence_notice"), BERGEN_SCHOOL),
+            "bergen-2": (DeliveryKey(BERGEN_SCHOOL, "evt-bergen", "g-2002", "sms", "absence_notice"), BERGEN_SCHOOL),
         }
         for name, (key, school) in outcomes.items():
             claim = await ledger.begin(key, source_event_type="meeting.created", school_id=school, language="nb")

@@ -133,7 +133,7 @@ async def test_an_eligible_guardian_gets_email_and_sms_and_each_is_recorded_and_
         (Channel.SMS, DeliveryStatus.SENT, "nb"),
     }
     assert reports[Channel.SMS].sms_segments is not None
-    record = await harness.ledger.get(DeliveryKey("evt-1", "g-1001", "sms", "meeting_invitation"))
+    record = await harness.ledger.get(DeliveryKey("nor-0301-bjolsen", "evt-1", "g-1001", "sms", "meeting_invitation"))
     assert record is not None
     assert record.status is DeliveryStatus.SENT
 
@@ -358,7 +358,7 @@ async def test_no_fallback_for_a_guardian_who_wants_one_channel_or_already_got_t
 async def test_a_sender_whose_claim_passed_on_does_not_overwrite_the_outcome(harness: Harness) -> None:
     plan = _plan(samples.sample_guardian(1), Channel.EMAIL)
     claim = await harness.ledger.begin(
-        DeliveryKey("evt-1", "g-1001", "email", "meeting_invitation"),
+        DeliveryKey("nor-0301-bjolsen", "evt-1", "g-1001", "email", "meeting_invitation"),
         source_event_type="meeting.created",
         school_id=plan.school.id,
         language="nb",
@@ -416,7 +416,7 @@ async def test_a_notification_claimed_by_a_sender_that_crashed_is_sent_once_its_
     plan = _plan(samples.sample_guardian(1), Channel.EMAIL)
     # A sender claimed it and died before recording anything.
     await harness.ledger.begin(
-        DeliveryKey("evt-1", "g-1001", "email", "meeting_invitation"),
+        DeliveryKey("nor-0301-bjolsen", "evt-1", "g-1001", "email", "meeting_invitation"),
         source_event_type="meeting.created",
         school_id=plan.school.id,
         language="nb",

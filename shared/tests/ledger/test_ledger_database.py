@@ -11,6 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from notify_shared.ledger import (
     DeliveryKey,
     DeliveryLedger,
+    OutdatedTableError,
     create_engine,
     create_schema,
     delivery_status_history,
@@ -70,7 +71,7 @@ async def test_services_keep_their_own_tables_in_the_shared_metadata(database_ur
 
 
 async def test_connecting_again_to_an_existing_ledger_keeps_its_rows(database_url: str) -> None:
-    key = DeliveryKey("01JD8X4K2M7Q9W3E5R6T8Y0U1I", "g-1001", "email", "meeting_invitation")
+    key = DeliveryKey("nor-0301-4012", "01JD8X4K2M7Q9W3E5R6T8Y0U1I", "g-1001", "email", "meeting_invitation")
     async with await DeliveryLedger.connect(database_url) as ledger:
         await ledger.begin(key, source_event_type="meeting.created", school_id="nor-0301-4012", language="nb")
 
@@ -86,5 +87,47 @@ async def test_a_ledger_on_an_engine_it_was_given_leaves_the_engine_open(databas
             assert await ledger.history("01JD8X4K2M7Q9W3E5R6T8Y0U1I") == []
         async with read_transaction(engine) as connection:
             assert (await connection.execute(sa.select(sa.literal(1)))).scalar_one() == 1
+    finally:
+        await engine.dispose()
+
+
+async def test_a_ledger_made_before_school_scoped_keys_stops_start_up_naming_the_table(database_url: str) -> None:
+    # The deliveries table as versions before school-scoped keys made it: unique per event id alone.
+    engine = create_engine(database_url)
+    try:
+        async with engine.begin() as connection:
+            await connection.exec_driver_sql(
+                "CREATE TABLE deliveries (notification_id VARCHAR(26) PRIMARY KEY, source_event_id VARCHAR(200),"
+                " school_id VARCHAR(200), guardian_id VARCHAR(200), channel VARCHAR(20), template VARCHAR(100),"
+                " CONSTRAINT uq_deliveries_key UNIQUE (source_event_id, guardian_id, channel, template))"
+            )
+        with pytest.raises(OutdatedTableError) as refused:
+            await create_schema(engine)
+    finally:
+        await engine.dispose()
+
+    assert str(refused.value) == (
+        "table deliveries was made by an older version: it lacks the unique key"
+        " (school_id, source_event_id, guardian_id, channel, template);"
+        " see 'Upgrading to school-scoped keys' in docs/operations.md"
+    )
+
+
+async def test_a_table_whose_primary_key_changed_stops_start_up_naming_both_keys(database_url: str) -> None:
+    schema = sa.MetaData()
+    sa.Table(
+        "test_ledger_meetings",
+        schema,
+        sa.Column("school_id", sa.String(200), primary_key=True),
+        sa.Column("meeting_id", sa.String(200), primary_key=True),
+    )
+    engine = create_engine(database_url)
+    try:
+        async with engine.begin() as connection:
+            await connection.exec_driver_sql(
+                "CREATE TABLE test_ledger_meetings (meeting_id VARCHAR(200) PRIMARY KEY, school_id VARCHAR(200))"
+            )
+        with pytest.raises(OutdatedTableError, match=r"primary key is \(meeting_id\), this version needs"):
+            await create_schema(engine, schema)
     finally:
         await engine.dispose()

@@ -15,6 +15,7 @@ from notify_digest.handlers import SERVICE, build_router
 from notify_digest.runtime import Runtime
 from notify_digest.settings import DigestSettings
 from notify_shared.delivery import Backoff
+from notify_shared.kafka import EventTimeLimit
 from notify_shared.kafka.service_app import build_service_app
 from notify_shared.logs import configure_logging
 from notify_shared.settings import load_settings
@@ -49,6 +50,7 @@ def create_app(
             dead_letters=parts.dead_letters,
             runtime=runtime,
             max_record_bytes=settings.kafka_max_record_bytes,
+            event_time=EventTimeLimit(settings.event_time_future_margin, clock),
         )
     )
 

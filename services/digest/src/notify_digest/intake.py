@@ -7,6 +7,8 @@
 - absence.noted: a notice the same day, after a debounce window that merges lesson-by-lesson events, by SMS
   where the guardian has a usable number and by email otherwise; unless the guardian reported it themselves.
   Every absence is also listed in the guardian's digest. The reason is never stored with what is sent.
+
+Stored ids come from `_event_key` (school, source and event id), never the event id alone.
 """
 
 from __future__ import annotations
@@ -99,6 +101,12 @@ def merge_lessons(new: NotedAbsence) -> Callable[[str], str]:
     return merge
 
 
+def _event_key(event: MessagePosted | AbsenceNoted) -> tuple[str, str, str]:
+    # A CloudEvents id is unique per source only, and each school's systems choose theirs: another school's event
+    # with the same id must get its own items and notices, not be taken for a redelivery of this one.
+    return (event.data.school.id, event.source, event.id)
+
+
 class Intake:
     """Applies message.posted and absence.noted events to the store and says what to send at once."""
 
@@ -152,7 +160,7 @@ class Intake:
                 else:
                     await self._store.add_notice(
                         self._notice_row(
-                            notice_id=stable_id(event.id, guardian.guardian_id, MESSAGE_NOTICE),
+                            notice_id=stable_id(*_event_key(event), guardian.guardian_id, MESSAGE_NOTICE),
                             kind="message",
                             school=data.school,
                             guardian=guardian,
@@ -167,7 +175,7 @@ class Intake:
             else:
                 items.append(
                     self._item_row(
-                        item_id=stable_id(event.id, guardian.guardian_id),
+                        item_id=stable_id(*_event_key(event), guardian.guardian_id),
                         school=data.school,
                         guardian=guardian,
                         period=mode.value,
@@ -204,10 +212,11 @@ class Intake:
                 continue
             if not data.reported_by_guardian:
                 await self._store.merge_absence(
+                    school_id=data.school.id,
                     guardian_id=guardian.guardian_id,
                     group_key=group_key,
                     new_notice=self._notice_row(
-                        notice_id=stable_id(event.id, guardian.guardian_id, ABSENCE_NOTICE),
+                        notice_id=stable_id(*_event_key(event), guardian.guardian_id, ABSENCE_NOTICE),
                         kind="absence",
                         school=data.school,
                         guardian=guardian,
@@ -223,7 +232,7 @@ class Intake:
             if mode in (DeliveryMode.DAILY, DeliveryMode.WEEKLY):
                 items.append(
                     self._item_row(
-                        item_id=stable_id(event.id, guardian.guardian_id),
+                        item_id=stable_id(*_event_key(event), guardian.guardian_id),
                         school=data.school,
                         guardian=guardian,
                         period=mode.value,

@@ -6,6 +6,10 @@ id and one INSERT creates the digests — work done in the database, so memory d
 guardians. Digests and notices are then claimed in batches (`FOR UPDATE SKIP LOCKED` on PostgreSQL) with a
 lease, so replicas share the work and a crashed replica's claims pass on; the delivery ledger, keyed by digest
 or notice id, stops a second send.
+
+Everything is kept per school: item and notice ids are derived from the school, the event's source and id, and
+an absence notice merges only with an open notice of the same school, guardian, pupil and day, since guardian and
+pupil ids come from each school's admin system and may be the same in another school.
 """
 
 from __future__ import annotations
@@ -88,7 +92,7 @@ notices = sa.Table(
     sa.Column("lease_until", sa.DateTime(timezone=True), nullable=True),
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
     sa.Index("ix_digest_notices_open", "state", "due_at"),
-    sa.Index("ix_digest_notices_group", "guardian_id", "group_key", "state"),
+    sa.Index("ix_digest_notices_group", "school_id", "guardian_id", "group_key", "state"),
 )
 
 
@@ -168,18 +172,20 @@ class DigestStore:
     async def merge_absence(
         self,
         *,
+        school_id: str,
         guardian_id: str,
         group_key: str,
         new_notice: dict[str, object],
         merge: Callable[[str], str],
     ) -> None:
-        """Add lessons to the guardian's open absence notice for this pupil and day, or open a new one.
+        """Add lessons to the guardian's open absence notice for this school, pupil and day, or open a new one.
 
         `merge(old_payload_json) -> new_payload_json` combines the lessons; the notice keeps its due time, so a
         burst of lesson-by-lesson events within the debounce window becomes one notice.
         """
         async with self._engine.begin() as connection:
             query = sa.select(notices.c.notice_id, notices.c.payload).where(
+                notices.c.school_id == school_id,
                 notices.c.guardian_id == guardian_id,
                 notices.c.group_key == group_key,
                 notices.c.state == State.PENDING.value,

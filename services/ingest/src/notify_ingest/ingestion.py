@@ -17,8 +17,9 @@ from enum import StrEnum
 from sqlalchemy.exc import SQLAlchemyError
 
 from notify_ingest.publishing import KafkaRecord, Published, record_for
-from notify_ingest.store import AcceptedEvents, ClaimKind
+from notify_ingest.store import AcceptedEvents, AcceptedId, ClaimKind
 from notify_shared.contract import CLOUDEVENTS_JSON, INPUT_EVENT_TYPES, CloudEvent, EventRejected, School, decode_event
+from notify_shared.kafka.event_time import TIME_IN_FUTURE, EventTimeLimit
 from notify_shared.topics import Topics
 
 logger = logging.getLogger(__name__)
@@ -81,9 +82,12 @@ class Ingestor:
         topics: Topics,
         publish_timeout_seconds: float,
         policy: PolicyCheck | None = None,
+        event_time: EventTimeLimit | None = None,
     ) -> None:
         self._store = store
         self._policy = policy
+        # The services refuse events dated too far ahead (dead letter); so does the ingest, with a 400.
+        self._event_time = event_time or EventTimeLimit()
         self._publish = publish
         self._topics = topics
         self._publish_timeout = publish_timeout_seconds
@@ -95,6 +99,7 @@ class Ingestor:
             return Result(Outcome.UNSUPPORTED_MEDIA_TYPE)
         try:
             event = decode_event(body, [("content-type", (content_type or "").encode())], INPUT_EVENT_TYPES)
+            self._event_time.check(event)
         except EventRejected as rejection:
             # The reason code and the count only: a message may quote the client's input.
             logger.info(
@@ -125,11 +130,12 @@ class Ingestor:
     async def _publish_once(self, event: CloudEvent, record: KafkaRecord, school_id: str) -> Result:
         # Requests for one id in this process take turns: the second finds the first's publish done (a duplicate)
         # or released (it publishes). Between replicas the claim in the database decides.
-        async with self._locks.hold(event.id):
+        accepted = AcceptedId(school_id, event.source, event.id)
+        async with self._locks.hold(accepted):
             deadline = time.monotonic() + self._publish_timeout
             while True:
                 claim = await self._store.claim(
-                    event.id, event_type=event.type, school_id=school_id, digest=record.digest, topic=record.topic
+                    accepted, event_type=event.type, digest=record.digest, topic=record.topic
                 )
                 if claim.kind is not ClaimKind.IN_FLIGHT or time.monotonic() >= deadline:
                     break
@@ -138,7 +144,7 @@ class Ingestor:
                 await asyncio.sleep(_IN_FLIGHT_POLL_SECONDS)
             match claim.kind:
                 case ClaimKind.PUBLISH:
-                    return await self._publish_claimed(event, record, school_id)
+                    return await self._publish_claimed(event, record, accepted)
                 case ClaimKind.PUBLISHED:
                     logger.info("event %s from school %s is a duplicate; not published again", event.id, school_id)
                     return Result(Outcome.DUPLICATE, event_id=event.id, event_type=claim.event_type)
@@ -156,7 +162,7 @@ class Ingestor:
                         retry_after_seconds=max(claim.retry_after_seconds, 1.0),
                     )
 
-    async def _publish_claimed(self, event: CloudEvent, record: KafkaRecord, school_id: str) -> Result:
+    async def _publish_claimed(self, event: CloudEvent, record: KafkaRecord, accepted: AcceptedId) -> Result:
         try:
             async with asyncio.timeout(self._publish_timeout):
                 published = await self._publish(record)
@@ -164,19 +170,19 @@ class Ingestor:
             # A publish cut off by the timeout may still reach Kafka later; a retry then publishes the event a
             # second time, which consumers absorb (they dedupe by CloudEvents id).
             logger.warning("event %s: Kafka did not confirm it (%s)", event.id, type(error).__name__)
-            await self._store.release(event.id)
+            await self._store.release(accepted)
             return Result(Outcome.UNAVAILABLE, event_id=event.id, event_type=event.type, retry_after_seconds=1.0)
         logger.info(
             "published event %s (%s) from school %s to %s[%s]@%s",
             event.id,
             event.type,
-            school_id,
+            accepted.school_id,
             record.topic,
             published.partition,
             published.offset,
         )
         try:
-            await self._store.mark_published(event.id, partition=published.partition, offset=published.offset)
+            await self._store.mark_published(accepted, partition=published.partition, offset=published.offset)
         except SQLAlchemyError as error:
             # It is on Kafka, so the client hears "accepted". The id stays pending: a later post of it would
             # publish it again after the lease, which the consumers absorb.
@@ -196,9 +202,9 @@ def _school_of(event: CloudEvent) -> str:
 
 
 def _problem(text: str, reason: str) -> FieldProblem:
-    # `describe_validation_error` writes schema violations as "<field path>: <message>"; other rejections are
-    # about the body as a whole.
-    if reason == "schema_violation":
+    # `describe_validation_error` writes schema violations as "<field path>: <message>", and `EventTimeLimit` its
+    # one problem as "time: <message>"; other rejections are about the body as a whole.
+    if reason in ("schema_violation", TIME_IN_FUTURE):
         field, separator, message = text.partition(": ")
         if separator:
             return FieldProblem(None if field == "(event)" else field, message)
@@ -209,10 +215,10 @@ class _KeyedLocks:
     """One asyncio lock per key, dropped when nobody holds or waits for it."""
 
     def __init__(self) -> None:
-        self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
+        self._locks: dict[AcceptedId, tuple[asyncio.Lock, int]] = {}
 
     @asynccontextmanager
-    async def hold(self, key: str) -> AsyncIterator[None]:
+    async def hold(self, key: AcceptedId) -> AsyncIterator[None]:
         lock, users = self._locks.get(key, (asyncio.Lock(), 0))
         self._locks[key] = (lock, users + 1)
         try:

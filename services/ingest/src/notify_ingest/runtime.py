@@ -13,6 +13,7 @@ from notify_ingest.ratelimit import FailedKeyLimits, KeyRateLimits
 from notify_ingest.settings import IngestSettings
 from notify_ingest.store import AcceptedEvents, Clock
 from notify_shared.kafka.broker import build_broker
+from notify_shared.kafka.event_time import EventTimeLimit
 from notify_shared.observability import Readiness
 from notify_shared.observability.http import database_check
 
@@ -68,12 +69,15 @@ class Runtime:
             raise
         self._store = store
         self.readiness.add_check("database", database_check(store.engine))
+        margin = self.settings.event_time_future_margin
+        event_time = EventTimeLimit(margin) if self._clock is None else EventTimeLimit(margin, self._clock)
         self._ingestor = Ingestor(
             store=store,
             publish=KafkaPublisher(self.broker).publish,
             topics=self.settings.topics,
             publish_timeout_seconds=self.settings.publish_timeout_seconds,
             policy=self.policy.problems,
+            event_time=event_time,
         )
         logger.info(
             "ingest started: %d schools have keys; topic prefix %r; SMS numbers of %s only",

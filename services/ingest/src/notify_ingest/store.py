@@ -10,6 +10,9 @@ Each id is recorded *before* it is published and marked `published` after Kafka 
 A crash between publish and `mark_published` leaves the row `pending`: a retry of the same id after the lease
 publishes it again. Kafka then holds the event twice, which the consuming services absorb, since they dedupe by
 CloudEvents id (their delivery ledger). The opposite order (mark, then publish) could lose an event instead.
+
+An id is accepted per school and source (`AcceptedId`): a CloudEvents id is only unique per source, and one
+school posting an id first must never make another school's own event with that id a duplicate or a conflict.
 """
 
 from __future__ import annotations
@@ -44,9 +47,12 @@ metadata = sa.MetaData(naming_convention=_shared_metadata.naming_convention)
 ingested_events = sa.Table(
     "ingested_events",
     metadata,
-    sa.Column("event_id", sa.String(200), primary_key=True, comment="The CloudEvents id: the idempotency key"),
+    sa.Column("school_id", sa.String(200), primary_key=True, comment="The school whose API key posted it"),
+    sa.Column("source", sa.String(500), primary_key=True, comment="The CloudEvents source"),
+    sa.Column(
+        "event_id", sa.String(200), primary_key=True, comment="The CloudEvents id: with school and source, the key"
+    ),
     sa.Column("event_type", sa.String(200), nullable=False),
-    sa.Column("school_id", sa.String(200), nullable=False, comment="The school whose API key posted it"),
     sa.Column(
         "digest",
         sa.String(64),
@@ -70,6 +76,22 @@ ingested_events = sa.Table(
 )
 
 
+@dataclass(frozen=True)
+class AcceptedId:
+    """What identifies one posted event: its CloudEvents id, within its source, within the posting school."""
+
+    school_id: str
+    source: str
+    event_id: str
+
+    def matches(self) -> sa.ColumnElement[bool]:
+        return sa.and_(
+            ingested_events.c.school_id == self.school_id,
+            ingested_events.c.source == self.source,
+            ingested_events.c.event_id == self.event_id,
+        )
+
+
 class ClaimKind(StrEnum):
     PUBLISH = "publish"
     """This caller holds the claim: publish, then `mark_published` (or `release` on failure)."""
@@ -78,7 +100,7 @@ class ClaimKind(StrEnum):
     IN_FLIGHT = "in_flight"
     """Another request holds a live claim; ask again later (it may have crashed: its lease then runs out)."""
     CONFLICT = "conflict"
-    """The id was accepted with other content (or from another school)."""
+    """The id was accepted from this school and source with other content."""
 
 
 @dataclass(frozen=True)
@@ -97,6 +119,7 @@ class StoredEvent:
     event_id: str
     event_type: str
     school_id: str
+    source: str
     digest: str
     state: str
     attempts: int
@@ -145,15 +168,16 @@ class AcceptedEvents:
         if self._owns_engine:
             await self._engine.dispose()
 
-    async def claim(self, event_id: str, *, event_type: str, school_id: str, digest: str, topic: str) -> Claim:
-        """Decide, in one transaction, whether this caller publishes `event_id` now."""
+    async def claim(self, accepted: AcceptedId, *, event_type: str, digest: str, topic: str) -> Claim:
+        """Decide, in one transaction, whether this caller publishes the event `accepted` names now."""
         now = self._now()
         async with self._engine.begin() as connection:
             inserted = await connection.execute(
                 self._insert_if_new.values(
-                    event_id=event_id,
+                    school_id=accepted.school_id,
+                    source=accepted.source,
+                    event_id=accepted.event_id,
                     event_type=event_type,
-                    school_id=school_id,
                     digest=digest,
                     state=PENDING,
                     attempts=1,
@@ -171,7 +195,7 @@ class AcceptedEvents:
                         ingested_events.c.digest,
                         ingested_events.c.state,
                         ingested_events.c.claimed_until,
-                    ).where(ingested_events.c.event_id == event_id)
+                    ).where(accepted.matches())
                 )
             ).one()
             if row.digest != digest:
@@ -184,7 +208,7 @@ class AcceptedEvents:
             taken = await connection.execute(
                 sa.update(ingested_events)
                 .where(
-                    ingested_events.c.event_id == event_id,
+                    accepted.matches(),
                     ingested_events.c.state == PENDING,
                     sa.or_(ingested_events.c.claimed_until.is_(None), ingested_events.c.claimed_until <= now),
                 )
@@ -196,12 +220,12 @@ class AcceptedEvents:
             remaining = (utc_from_db(row.claimed_until) - now).total_seconds() if row.claimed_until else 0.0
             return Claim(ClaimKind.IN_FLIGHT, row.event_type, retry_after_seconds=max(remaining, 0.0))
 
-    async def mark_published(self, event_id: str, *, partition: int | None, offset: int | None) -> None:
+    async def mark_published(self, accepted: AcceptedId, *, partition: int | None, offset: int | None) -> None:
         """Kafka confirmed the event: later requests with its id are duplicates."""
         async with self._engine.begin() as connection:
             await connection.execute(
                 sa.update(ingested_events)
-                .where(ingested_events.c.event_id == event_id)
+                .where(accepted.matches())
                 .values(
                     state=PUBLISHED,
                     claimed_until=None,
@@ -211,20 +235,18 @@ class AcceptedEvents:
                 )
             )
 
-    async def release(self, event_id: str) -> None:
+    async def release(self, accepted: AcceptedId) -> None:
         """The publish failed: give up the claim so that a retry may publish at once."""
         async with self._engine.begin() as connection:
             await connection.execute(
                 sa.update(ingested_events)
-                .where(ingested_events.c.event_id == event_id, ingested_events.c.state == PENDING)
+                .where(accepted.matches(), ingested_events.c.state == PENDING)
                 .values(claimed_until=None)
             )
 
-    async def get(self, event_id: str) -> StoredEvent | None:
+    async def get(self, accepted: AcceptedId) -> StoredEvent | None:
         async with read_transaction(self._engine) as connection:
-            row = (
-                await connection.execute(sa.select(ingested_events).where(ingested_events.c.event_id == event_id))
-            ).one_or_none()
+            row = (await connection.execute(sa.select(ingested_events).where(accepted.matches()))).one_or_none()
         return None if row is None else _stored_from(row)
 
     def _now(self) -> datetime:
@@ -239,6 +261,7 @@ def _stored_from(row: sa.Row[Any]) -> StoredEvent:
         event_id=row.event_id,
         event_type=row.event_type,
         school_id=row.school_id,
+        source=row.source,
         digest=row.digest,
         state=row.state,
         attempts=row.attempts,

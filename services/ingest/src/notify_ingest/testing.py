@@ -7,6 +7,7 @@ import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +46,8 @@ def isolated_settings(*, kafka_bootstrap: str, work_dir: Path, **overrides: Any)
             SCHOOL: {"name": sample.name, "sms_sender_id": sample.sms_sender_id},
             OTHER_SCHOOL: {"name": OTHER_SCHOOL_NAME, "sms_sender_id": OTHER_SCHOOL_SMS_SENDER_ID},
         },
+        # The samples are dated in late 2026 whatever the machine's date; a test of the margin sets its own.
+        "event_time_future_margin": timedelta(days=3650),
     }
     return IngestSettings(**(fields | overrides))
 

@@ -15,6 +15,7 @@ from notify_invitations.handlers import SERVICE, build_router
 from notify_invitations.runtime import Runtime
 from notify_invitations.settings import InvitationsSettings
 from notify_shared.delivery import Backoff
+from notify_shared.kafka import EventTimeLimit
 from notify_shared.kafka.keyed_concurrency import KeyedConcurrency
 from notify_shared.kafka.service_app import build_service_app
 from notify_shared.logs import configure_logging
@@ -48,6 +49,7 @@ def create_app(
             runtime=runtime,
             events=events,
             max_record_bytes=settings.kafka_max_record_bytes,
+            event_time=EventTimeLimit(settings.event_time_future_margin, clock),
         )
     )
 

@@ -13,7 +13,7 @@ from faststream.message import StreamMessage
 from notify_invitations.runtime import Runtime
 from notify_shared import topics as event_types
 from notify_shared.contract import MeetingCancelled, MeetingCreated, MeetingUpdated
-from notify_shared.kafka import cloudevent_decoder
+from notify_shared.kafka import EventTimeLimit, cloudevent_decoder
 from notify_shared.kafka.inbound import DeadLetterSink
 from notify_shared.kafka.keyed_concurrency import KeyedConcurrency
 from notify_shared.topics import Topics
@@ -28,6 +28,7 @@ def build_router(
     group_id: str,
     dead_letters: DeadLetterSink,
     runtime: Runtime,
+    event_time: EventTimeLimit,
     events: KeyedConcurrency,
     max_record_bytes: int,
 ) -> KafkaRouter:
@@ -66,7 +67,7 @@ def build_router(
         ack_policy=AckPolicy.MANUAL,
         listener=events.rebalance_listener(),
         decoder=cloudevent_decoder(
-            topics=topics, service=SERVICE, dead_letters=dead_letters, on_rejected=skip_rejected
+            topics=topics, service=SERVICE, dead_letters=dead_letters, on_rejected=skip_rejected, event_time=event_time
         ),
         title=f"{SERVICE}:meetings",
         description="Meetings scheduled, changed or called off: invitations, updates and cancellations.",

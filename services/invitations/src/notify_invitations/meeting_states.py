@@ -3,6 +3,10 @@
 An update is announced only when time or place changed, with the calendar SEQUENCE one higher than before. The
 decision taken for each event id is stored with it: when Kafka redelivers the event, the same decision (and so
 the same SEQUENCE and the same notifications) comes back, and the ledger then sends nothing twice.
+
+Every row is keyed by school: meeting ids are chosen by each school's admin system, so another school's meeting
+with the same id is another meeting, and its events never read or change this one's state. Decisions are keyed
+by school, source and event id, since a CloudEvents id is only unique per source.
 """
 
 from __future__ import annotations
@@ -25,8 +29,8 @@ metadata = sa.MetaData()
 meeting_states = sa.Table(
     "invitation_meeting_states",
     metadata,
+    sa.Column("school_id", sa.String(200), primary_key=True),
     sa.Column("meeting_id", sa.String(200), primary_key=True),
-    sa.Column("school_id", sa.String(200), nullable=False),
     sa.Column("sequence", sa.Integer, nullable=False),
     sa.Column("snapshot", sa.Text, nullable=False),
     sa.Column("cancelled", sa.Boolean, nullable=False, default=False),
@@ -37,8 +41,10 @@ meeting_states = sa.Table(
 meeting_decisions = sa.Table(
     "invitation_decisions",
     metadata,
+    sa.Column("school_id", sa.String(200), primary_key=True),
+    sa.Column("source", sa.String(500), primary_key=True),
     sa.Column("event_id", sa.String(200), primary_key=True),
-    sa.Column("meeting_id", sa.String(200), nullable=False, index=True),
+    sa.Column("meeting_id", sa.String(200), nullable=False),
     sa.Column("kind", sa.String(20), nullable=False),
     sa.Column("sequence", sa.Integer, nullable=False),
     sa.Column("changes", sa.String(100), nullable=False),
@@ -95,12 +101,14 @@ class MeetingStateStore:
     async def decide(self, event: MeetingEvent) -> MeetingDecision:
         """Decide what `event` means, remember it, and return the same answer for the same event id forever."""
         async with self._engine.begin() as connection:
-            recorded = await self._recorded_decision(connection, event.id)
+            recorded = await self._recorded_decision(connection, event)
             if recorded is not None:
                 return recorded
             decision = await self._new_decision(connection, event)
             await connection.execute(
                 meeting_decisions.insert().values(
+                    school_id=event.data.school.id,
+                    source=event.source,
                     event_id=event.id,
                     meeting_id=event.data.meeting.meeting_id,
                     kind=decision.kind.value,
@@ -112,9 +120,15 @@ class MeetingStateStore:
             )
             return decision
 
-    async def _recorded_decision(self, connection: AsyncConnection, event_id: str) -> MeetingDecision | None:
+    async def _recorded_decision(self, connection: AsyncConnection, event: MeetingEvent) -> MeetingDecision | None:
         row = (
-            await connection.execute(sa.select(meeting_decisions).where(meeting_decisions.c.event_id == event_id))
+            await connection.execute(
+                sa.select(meeting_decisions).where(
+                    meeting_decisions.c.school_id == event.data.school.id,
+                    meeting_decisions.c.source == event.source,
+                    meeting_decisions.c.event_id == event.id,
+                )
+            )
         ).one_or_none()
         if row is None:
             return None
@@ -128,10 +142,13 @@ class MeetingStateStore:
 
     async def _new_decision(self, connection: AsyncConnection, event: MeetingEvent) -> MeetingDecision:
         meeting = event.data.meeting
+        this_meeting = sa.and_(
+            meeting_states.c.school_id == event.data.school.id, meeting_states.c.meeting_id == meeting.meeting_id
+        )
         state = (
             await connection.execute(
                 # Locked on PostgreSQL: events of one meeting arrive on three topics and may be handled at once.
-                sa.select(meeting_states).where(meeting_states.c.meeting_id == meeting.meeting_id).with_for_update()
+                sa.select(meeting_states).where(this_meeting).with_for_update()
             )
         ).one_or_none()
         eligible = _eligible_ids(event)
@@ -168,7 +185,7 @@ class MeetingStateStore:
             invited_now = invited_before | eligible
         await connection.execute(
             meeting_states.update()
-            .where(meeting_states.c.meeting_id == meeting.meeting_id)
+            .where(this_meeting)
             .values(
                 sequence=decision.sequence,
                 snapshot=meeting.model_dump_json(),

@@ -6,7 +6,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from faststream.asgi import AsgiFastStream
@@ -36,6 +36,9 @@ def isolated_settings(
         sms_provider="webhook",
         sms_webhook_url=sms.url,
         outbox_dir=work_dir / "outbox",
+        # The samples date later events (updates, messages, absences) days or weeks after SAMPLE_NOW, where the
+        # tests' clocks start; a test of the margin itself sets its own.
+        event_time_future_margin=timedelta(days=365),
         organizer_email="no-reply@bjolsen.example.no",
     )
 

@@ -74,14 +74,17 @@ class Scheduler:
         now = as_utc(self._clock())
         data = event.data
         meeting = data.meeting
+        # Every lookup is by school and meeting: another school's meeting with this id is none of this one's.
+        school_id = data.school.id
         async with self._engine.begin() as connection:
-            known = await ReminderStore.meeting(connection, meeting.meeting_id)
+            known = await ReminderStore.meeting(connection, school_id, meeting.meeting_id)
             if known is not None and (known.cancelled or _older(event.time, known.last_event_time)):
                 return ScheduleChange(0, [], 0)  # a replay or an event overtaken by a newer one
-            existing = await ReminderStore.rows_of_meeting(connection, meeting.meeting_id)
+            existing = await ReminderStore.rows_of_meeting(connection, school_id, meeting.meeting_id)
             open_ids = {rid for rid, row in existing.items() if row.state.value in OPEN_STATES}
             await ReminderStore.remember_meeting(
                 connection,
+                school_id,
                 meeting.meeting_id,
                 known=known,
                 starts_at=meeting.starts_at,
@@ -104,7 +107,7 @@ class Scheduler:
                 if guardian.may_receive_routine_notifications and guardian.rsvp is not Rsvp.DECLINED
             ]
             invited = await ReminderStore.invited_at(
-                connection, meeting.meeting_id, [guardian.guardian_id for guardian in eligible], now
+                connection, school_id, meeting.meeting_id, [guardian.guardian_id for guardian in eligible], now
             )
             wanted: set[str] = set()
             new_rows: list[dict[str, object]] = []
@@ -113,7 +116,7 @@ class Scheduler:
                 payload = reminder_payload(data.school, meeting, guardian, moved=moved)
                 for rule in self._rules(data.school.id, meeting, guardian):
                     reminder_id = reminder_id_for(
-                        meeting.meeting_id, guardian.guardian_id, rule.rule_id, meeting.starts_at
+                        school_id, meeting.meeting_id, guardian.guardian_id, rule.rule_id, meeting.starts_at
                     )
                     wanted.add(reminder_id)
                     if reminder_id in existing:

@@ -4,6 +4,9 @@ APScheduler only wakes the service up; what is due, and who sends it, is decided
 `FOR UPDATE SKIP LOCKED` on PostgreSQL, so replicas firing at the same moment take disjoint rows; on SQLite
 (one replica) `BEGIN IMMEDIATE` serialises the claim. A claim holds for a lease: rows claimed by a replica that
 died are claimed again once it expires, and the delivery ledger then stops a second send.
+
+Meetings, invitations and reminder ids are all keyed by school: meeting and guardian ids come from each school's
+admin system, so another school's meeting with the same id is another meeting, never this one.
 """
 
 from __future__ import annotations
@@ -40,7 +43,7 @@ reminders = sa.Table(
     "reminders",
     metadata,
     sa.Column("reminder_id", sa.String(64), primary_key=True),
-    sa.Column("meeting_id", sa.String(200), nullable=False, index=True),
+    sa.Column("meeting_id", sa.String(200), nullable=False),
     sa.Column("school_id", sa.String(200), nullable=False),
     sa.Column("guardian_id", sa.String(200), nullable=False),
     sa.Column("channel", sa.String(10), nullable=False),
@@ -55,11 +58,13 @@ reminders = sa.Table(
     sa.Column("payload", sa.Text, nullable=False),
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
     sa.Index("ix_reminders_open_due", "state", "due_at"),
+    sa.Index("ix_reminders_school_meeting", "school_id", "meeting_id"),
 )
 
 reminder_meetings = sa.Table(
     "reminder_meetings",
     metadata,
+    sa.Column("school_id", sa.String(200), primary_key=True),
     sa.Column("meeting_id", sa.String(200), primary_key=True),
     sa.Column("first_starts_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("first_location", sa.Text, nullable=False),
@@ -70,15 +75,16 @@ reminder_meetings = sa.Table(
 reminder_invitations = sa.Table(
     "reminder_invitations",
     metadata,
+    sa.Column("school_id", sa.String(200), primary_key=True),
     sa.Column("meeting_id", sa.String(200), primary_key=True),
     sa.Column("guardian_id", sa.String(200), primary_key=True),
     sa.Column("invited_at", sa.DateTime(timezone=True), nullable=False),
 )
 
 
-def reminder_id_for(meeting_id: str, guardian_id: str, rule_id: str, starts_at: datetime) -> str:
+def reminder_id_for(school_id: str, meeting_id: str, guardian_id: str, rule_id: str, starts_at: datetime) -> str:
     """Stable id of one reminder. It includes the start: a meeting that moves gets new reminders."""
-    parts = [meeting_id, guardian_id, rule_id, starts_at.astimezone(UTC).isoformat()]
+    parts = [school_id, meeting_id, guardian_id, rule_id, starts_at.astimezone(UTC).isoformat()]
     return hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:32]
 
 
@@ -142,9 +148,13 @@ class ReminderStore:
     # --- used while applying a meeting event (all in the caller's transaction) ---
 
     @staticmethod
-    async def meeting(connection: AsyncConnection, meeting_id: str) -> MeetingMemory | None:
+    async def meeting(connection: AsyncConnection, school_id: str, meeting_id: str) -> MeetingMemory | None:
         row = (
-            await connection.execute(sa.select(reminder_meetings).where(reminder_meetings.c.meeting_id == meeting_id))
+            await connection.execute(
+                sa.select(reminder_meetings).where(
+                    reminder_meetings.c.school_id == school_id, reminder_meetings.c.meeting_id == meeting_id
+                )
+            )
         ).one_or_none()
         if row is None:
             return None
@@ -158,6 +168,7 @@ class ReminderStore:
     @staticmethod
     async def remember_meeting(
         connection: AsyncConnection,
+        school_id: str,
         meeting_id: str,
         *,
         known: MeetingMemory | None,
@@ -170,22 +181,28 @@ class ReminderStore:
         if known is None:
             await connection.execute(
                 reminder_meetings.insert().values(
-                    meeting_id=meeting_id, first_starts_at=as_utc(starts_at), first_location=location, **values
+                    school_id=school_id,
+                    meeting_id=meeting_id,
+                    first_starts_at=as_utc(starts_at),
+                    first_location=location,
+                    **values,
                 )
             )
         else:
             await connection.execute(
-                reminder_meetings.update().where(reminder_meetings.c.meeting_id == meeting_id).values(**values)
+                reminder_meetings.update()
+                .where(reminder_meetings.c.school_id == school_id, reminder_meetings.c.meeting_id == meeting_id)
+                .values(**values)
             )
 
     @staticmethod
     async def invited_at(
-        connection: AsyncConnection, meeting_id: str, guardian_ids: Sequence[str], now: datetime
+        connection: AsyncConnection, school_id: str, meeting_id: str, guardian_ids: Sequence[str], now: datetime
     ) -> dict[str, datetime]:
         """When each guardian was first invited; those seen for the first time are invited `now`."""
         rows = await connection.execute(
             sa.select(reminder_invitations.c.guardian_id, reminder_invitations.c.invited_at).where(
-                reminder_invitations.c.meeting_id == meeting_id
+                reminder_invitations.c.school_id == school_id, reminder_invitations.c.meeting_id == meeting_id
             )
         )
         known = {row.guardian_id: as_utc(row.invited_at) for row in rows}
@@ -193,13 +210,18 @@ class ReminderStore:
         if new:
             await connection.execute(
                 reminder_invitations.insert(),
-                [{"meeting_id": meeting_id, "guardian_id": guardian_id, "invited_at": now} for guardian_id in new],
+                [
+                    {"school_id": school_id, "meeting_id": meeting_id, "guardian_id": guardian_id, "invited_at": now}
+                    for guardian_id in new
+                ],
             )
         return known | dict.fromkeys(new, now)
 
     @staticmethod
-    async def rows_of_meeting(connection: AsyncConnection, meeting_id: str) -> dict[str, ReminderRow]:
-        rows = await connection.execute(sa.select(reminders).where(reminders.c.meeting_id == meeting_id))
+    async def rows_of_meeting(connection: AsyncConnection, school_id: str, meeting_id: str) -> dict[str, ReminderRow]:
+        rows = await connection.execute(
+            sa.select(reminders).where(reminders.c.school_id == school_id, reminders.c.meeting_id == meeting_id)
+        )
         return {row.reminder_id: ReminderRow.from_row(row) for row in rows}
 
     @staticmethod

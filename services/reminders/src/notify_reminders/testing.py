@@ -52,6 +52,9 @@ def isolated_settings(
         sms_provider="webhook",
         sms_webhook_url=sms.url,
         outbox_dir=work_dir / "outbox",
+        # The samples date later events (updates, messages, absences) days or weeks after SAMPLE_NOW, where the
+        # tests' clocks start; a test of the margin itself sets its own.
+        event_time_future_margin=timedelta(days=365),
         poll_interval=timedelta(hours=1),
     )
 

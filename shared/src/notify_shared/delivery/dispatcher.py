@@ -397,7 +397,7 @@ class Dispatcher:
             return None
         if failed.not_after is not None and now >= failed.not_after:
             return None
-        key = DeliveryKey(failed.source.id, guardian.guardian_id, other.value, failed.template)
+        key = DeliveryKey(failed.school.id, failed.source.id, guardian.guardian_id, other.value, failed.template)
         job = replace(
             failed,
             notification_id=notification_id_for(key),
@@ -441,6 +441,7 @@ class Dispatcher:
     @staticmethod
     def _key(plan: PlannedNotification) -> DeliveryKey:
         return DeliveryKey(
+            school_id=plan.school.id,
             source_event_id=plan.source.id,
             guardian_id=plan.guardian.guardian_id,
             channel=plan.channel.value,

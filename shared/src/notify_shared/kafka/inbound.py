@@ -38,6 +38,7 @@ from notify_shared.contract import (
 )
 from notify_shared.kafka.dead_letters import dead_letter_for
 from notify_shared.kafka.decompression import check_record_size
+from notify_shared.kafka.event_time import EventTimeLimit
 from notify_shared.topics import Topics
 
 logger = logging.getLogger(__name__)
@@ -55,14 +56,18 @@ _KEPT_BYTES: Final = 1024
 """Of an oversized record, how much of each header value and of the key is kept."""
 
 
-def decode_for_topic(value: bytes | None, headers: Any, event_type: str) -> CloudEvent:
-    """Decode a record from the topic of `event_type`; any other type there is rejected as `topic_mismatch`."""
+def decode_for_topic(
+    value: bytes | None, headers: Any, event_type: str, event_time: EventTimeLimit | None = None
+) -> CloudEvent:
+    """Decode a record from the topic of `event_type`; any other type there is rejected as `topic_mismatch`,
+    and one dated beyond `event_time` (default: 24 hours past the wall clock) as `time_in_future`."""
     check_record_size(headers)
     event = decode_event(value, headers or (), INPUT_EVENT_TYPES)
     if event.type != event_type:
         raise EventRejected(
             "topic_mismatch", [f"a {event.type!r} event was published on the {event_type!r} topic"], event.id
         )
+    (event_time or EventTimeLimit()).check(event)
     return event
 
 
@@ -141,6 +146,7 @@ def cloudevent_decoder(
     service: str,
     dead_letters: DeadLetterSink,
     on_rejected: Callable[[StreamMessage[Any]], Awaitable[None]] | None = None,
+    event_time: EventTimeLimit | None = None,
 ) -> Decoder:
     """A FastStream decoder that yields the validated event, of the type its topic is named after, or
     dead-letters the record.
@@ -148,12 +154,13 @@ def cloudevent_decoder(
     A dead-lettered record is acknowledged, unless the subscriber commits its own offsets
     (`notify_shared.kafka.keyed_concurrency`): then `on_rejected` is told of it and the record is skipped, as
     FastStream's acknowledgement would commit the consumer's whole position, past events still in progress.
+    `event_time` is the service's `EVENT_TIME_FUTURE_MARGIN` on its clock (default: 24 hours, wall clock).
     """
 
     async def decode(message: StreamMessage[Any]) -> CloudEvent:
         record = message.raw_message
         try:
-            return decode_for_topic(record.value, record.headers, topics.event_type_of(record.topic))
+            return decode_for_topic(record.value, record.headers, topics.event_type_of(record.topic), event_time)
         except EventRejected as rejection:
             await dead_letters(fit_dead_letter(dead_letter_for(record, rejection, service=service)))
             # The event id is there only when it could be a valid CloudEvent id (see EventRejected).

@@ -13,7 +13,13 @@ from notify_shared.ledger.keys import DeliveryKey, notification_id_for
 from notify_shared.ledger.status import FINAL_STATUSES, IN_PROGRESS_STATUSES, DeliveryStatus
 
 if TYPE_CHECKING:
-    from notify_shared.ledger.database import create_engine, create_schema, metadata, read_transaction
+    from notify_shared.ledger.database import (
+        OutdatedTableError,
+        create_engine,
+        create_schema,
+        metadata,
+        read_transaction,
+    )
     from notify_shared.ledger.ledger import (
         DEFAULT_LEASE_SECONDS,
         Claim,
@@ -31,7 +37,9 @@ if TYPE_CHECKING:
 
 # Names that need SQLAlchemy, and the module each comes from (PEP 562 lazy attributes).
 _LAZY = {
-    **dict.fromkeys(["create_engine", "create_schema", "metadata", "read_transaction"], "database"),
+    **dict.fromkeys(
+        ["OutdatedTableError", "create_engine", "create_schema", "metadata", "read_transaction"], "database"
+    ),
     **dict.fromkeys(
         [
             "DEFAULT_LEASE_SECONDS",
@@ -65,6 +73,7 @@ __all__ = [
     "DeliveryRecord",
     "DeliveryStatus",
     "DueRetry",
+    "OutdatedTableError",
     "QueuedNotification",
     "RetryQueue",
     "StatusChange",

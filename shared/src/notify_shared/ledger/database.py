@@ -6,6 +6,7 @@ that one URL, one schema call and one backup cover everything a service stores.
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 import time
 from collections.abc import AsyncIterator
@@ -18,6 +19,8 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+logger = logging.getLogger(__name__)
 
 SQLITE_BUSY_TIMEOUT_MS = 15_000
 """How long a SQLite writer waits for another writer before giving up with "database is locked"."""
@@ -62,15 +65,58 @@ def create_engine(url: str, *, sqlite_busy_timeout_ms: int = SQLITE_BUSY_TIMEOUT
     return engine
 
 
+class OutdatedTableError(RuntimeError):
+    """A table made by an older version has keys this version cannot work with; the operator must upgrade it."""
+
+
+UPGRADE_GUIDE = "see 'Upgrading to school-scoped keys' in docs/operations.md"
+
+
 async def create_schema(engine: AsyncEngine, schema: sa.MetaData = metadata) -> None:
-    """Create the tables of `schema` that do not exist yet. Safe to call from several replicas at once."""
+    """Create the tables of `schema` that do not exist yet. Safe to call from several replicas at once.
+
+    A table that exists already must have the primary key and unique keys `schema` declares; otherwise
+    `OutdatedTableError` names the table and what to do, so a service never runs on keys that mix up schools.
+    """
     async with engine.begin() as connection:
         if connection.dialect.name == "postgresql":
             # Replicas starting together would race between "table missing?" and CREATE TABLE; the loser would
             # fail on a duplicate catalog entry. The lock lasts until this transaction ends.
             await connection.execute(sa.select(sa.func.pg_advisory_xact_lock(_SCHEMA_LOCK_KEY)))
         # On SQLite BEGIN IMMEDIATE (see _configure_sqlite) already serialises concurrent schema creation.
+        await connection.run_sync(_refuse_outdated_tables, schema)
         await connection.run_sync(schema.create_all)
+
+
+def _refuse_outdated_tables(connection: Connection, schema: sa.MetaData) -> None:
+    inspector = sa.inspect(connection)
+    existing = set(inspector.get_table_names())
+    # Every outdated table in one line, so the operator upgrades them all in one go.
+    outdated = [
+        f"table {table.name} was made by an older version: {problem}"
+        for table in schema.sorted_tables
+        if table.name in existing and (problem := _key_problem(inspector, table)) is not None
+    ]
+    if outdated:
+        message = f"{'; '.join(outdated)}; {UPGRADE_GUIDE}"
+        # Logged as well as raised: the start-up traceback buries the message under framework frames.
+        logger.error("%s", message)
+        raise OutdatedTableError(message)
+
+
+def _key_problem(inspector: sa.Inspector, table: sa.Table) -> str | None:
+    """How the stored table's primary or unique keys differ from `table`'s, or None when they agree."""
+    declared_key = [column.name for column in table.primary_key.columns]
+    stored_key = inspector.get_pk_constraint(table.name)["constrained_columns"] or []
+    if set(declared_key) != set(stored_key):
+        return f"its primary key is ({', '.join(stored_key)}), this version needs ({', '.join(declared_key)})"
+    stored_unique = {frozenset(unique["column_names"]) for unique in inspector.get_unique_constraints(table.name)}
+    for constraint in table.constraints:
+        if isinstance(constraint, sa.UniqueConstraint):
+            columns = [column.name for column in constraint.columns]
+            if frozenset(columns) not in stored_unique:
+                return f"it lacks the unique key ({', '.join(columns)})"
+    return None
 
 
 @asynccontextmanager

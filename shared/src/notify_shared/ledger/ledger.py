@@ -71,6 +71,11 @@ class ClaimRequest:
     school_id: str
     language: str | None = None
 
+    def __post_init__(self) -> None:
+        # The school is part of the key; a stored school other than the key's would file the row under another.
+        if self.school_id != self.key.school_id:
+            raise ValueError("ClaimRequest.school_id must be the school of its key")
+
 
 @dataclass(frozen=True)
 class Claim:
@@ -138,7 +143,7 @@ class DeliveryRecord:
 
     @property
     def key(self) -> DeliveryKey:
-        return DeliveryKey(self.source_event_id, self.guardian_id, self.channel, self.template)
+        return DeliveryKey(self.school_id, self.source_event_id, self.guardian_id, self.channel, self.template)
 
 
 @dataclass(frozen=True)

@@ -43,6 +43,11 @@ class QueuedNotification:
     due_at: datetime
     reason: str
 
+    def __post_init__(self) -> None:
+        # The school is part of the key; a stored school other than the key's would file the row under another.
+        if self.school_id != self.key.school_id:
+            raise ValueError("QueuedNotification.school_id must be the school of its key")
+
 
 @dataclass(frozen=True)
 class DueRetry:

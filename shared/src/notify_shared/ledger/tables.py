@@ -43,8 +43,10 @@ deliveries = sa.Table(
     sa.Column("segments", sa.Integer, nullable=True, comment="SMS segments billed"),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
-    # The idempotency key; its leading column also serves "everything one source event caused".
-    sa.UniqueConstraint("source_event_id", "guardian_id", "channel", "template", name="uq_deliveries_key"),
+    # The idempotency key (`DeliveryKey`), school first: event and guardian ids are only unique within a school.
+    sa.UniqueConstraint("school_id", "source_event_id", "guardian_id", "channel", "template", name="uq_deliveries_key"),
+    # "Everything one source event caused" (`DeliveryLedger.history`), which the key's index no longer leads with.
+    sa.Index("ix_deliveries_source_event_id", "source_event_id"),
     sa.Index("ix_deliveries_school_id_created_at", "school_id", "created_at"),
     sa.Index("ix_deliveries_status", "status"),
     # Delivery reports find their notification by the provider's reference (notify_shared.delivery_reports).
