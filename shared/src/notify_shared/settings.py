@@ -155,6 +155,14 @@ class ServiceSettings(BaseSettings):
         gt=timedelta(0),
         description="How long a claimed send or retry is protected; after a crash it is taken over after this.",
     )
+    delivery_sender_timeout: Duration = Field(
+        default=timedelta(seconds=20),
+        gt=timedelta(0),
+        description=(
+            "A sender whose heartbeat is older than this is taken for dead, and its claims are taken over at once "
+            "instead of after DELIVERY_LEASE. Same value on every replica; far above one send and clock skew."
+        ),
+    )
     email_deadline: Duration = Field(
         default=timedelta(hours=24),
         gt=timedelta(0),

@@ -31,6 +31,7 @@ from notify_shared.delivery import (
     SourceEventRef,
 )
 from notify_shared.ledger import DeliveryKey, DeliveryLedger, DeliveryStatus
+from notify_shared.ledger.liveness import SenderLiveness
 from notify_shared.rendering import render_notification
 from notify_shared.testing.clocks import SettableClock
 from notify_shared.testing.waiting import wait_until
@@ -507,3 +508,21 @@ async def test_a_claim_that_waited_long_but_is_still_ours_is_renewed_and_sent(
     assert len(hanging.sms) == 1
     # Only the SMS waited long enough to need it; the email had its slot at once.
     assert renewed == [outcomes[1].notification_id]
+
+
+async def test_a_sender_whose_heartbeat_is_overdue_sends_nothing_and_hands_the_event_back(harness: Harness) -> None:
+    # Its claims are about to look abandoned to other senders, who will send them: this one must not.
+    liveness = SenderLiveness(harness.ledger.engine, timeout=timedelta(seconds=20), clock=harness.clock)
+    await liveness.start()
+    harness.ledger.liveness = liveness
+    try:
+        assert liveness._beating is not None
+        liveness._beating.cancel()
+        harness.clock.now += timedelta(seconds=10)
+
+        with pytest.raises(NotificationInFlightError):
+            await harness.dispatcher().dispatch([_plan(samples.sample_guardian(1), Channel.SMS)])
+    finally:
+        await liveness.stop()
+
+    assert harness.channel.sms == []

@@ -15,6 +15,7 @@ from notify_shared.delivery.retry import Backoff
 from notify_shared.delivery.retry_worker import RetryWorker
 from notify_shared.delivery.status_sink import StatusSink
 from notify_shared.ledger import DeliveryLedger, RetryQueue
+from notify_shared.ledger.liveness import SenderLiveness
 from notify_shared.observability.http import Readiness, database_check
 from notify_shared.rendering import render_notification
 from notify_shared.settings import ServiceSettings
@@ -41,6 +42,11 @@ async def open_dispatcher(
         settings.database_url, clock=clock, lease_seconds=settings.delivery_lease.total_seconds()
     )
     resources.push_async_callback(ledger.aclose)
+    liveness = SenderLiveness(ledger.engine, timeout=settings.delivery_sender_timeout, clock=clock)
+    await liveness.start()
+    # Closed in reverse order: the heartbeat stops (and the sender deregisters) before the ledger closes.
+    resources.push_async_callback(liveness.stop)
+    ledger.liveness = liveness
     if readiness is not None:
         readiness.add_check("database", database_check(ledger.engine))
         resources.callback(readiness.remove_check, "database")
@@ -67,7 +73,7 @@ async def open_dispatcher(
         clock=clock,
         concurrency=concurrency,
         metrics=metrics,
-        retry_queue=RetryQueue(ledger.engine, clock=clock, lease=settings.delivery_lease),
+        retry_queue=RetryQueue(ledger.engine, clock=clock, lease=settings.delivery_lease, liveness=liveness),
     )
     return ledger, dispatcher
 
@@ -80,9 +86,12 @@ def retry_worker_for(
     instance_id: str | None = None,
 ) -> RetryWorker:
     """The worker that sends the dispatcher's queued retries; start it once the broker is up."""
+    liveness = dispatcher.ledger.liveness
+    # The worker claims retries under the sender's id, so a crash frees them as soon as its heartbeat stops.
+    owner = instance_id or (liveness.sender_id if liveness is not None else f"{socket.gethostname()}-{os.getpid()}")
     return RetryWorker(
         dispatcher,
-        owner=instance_id or f"{socket.gethostname()}-{os.getpid()}",
+        owner=owner,
         clock=clock,
         poll_interval=settings.delivery_retry_poll_interval,
     )

@@ -150,6 +150,10 @@ class Dispatcher:
         self.retry_queue = retry_queue or RetryQueue(ledger.engine, clock=clock)
         self._retry_listener: RetryListener | None = None
 
+    @property
+    def ledger(self) -> DeliveryLedger:
+        return self._ledger
+
     def listen_for_retries(self, listener: RetryListener) -> None:
         """Call `listener` with the due time of each retry this dispatcher schedules."""
         self._retry_listener = listener
@@ -227,7 +231,7 @@ class Dispatcher:
             not_after=plan.not_after,
         )
         if not await self._claim_still_ours(claim, claimed_at):
-            logger.info("claim of notification %s passed on while it waited; not sending", job.notification_id)
+            logger.info("claim of notification %s may have passed on while it waited; not sending", job.notification_id)
             raise NotificationInFlightError(claim.notification_id)
         return await self._try(job, from_queue=False)
 
@@ -236,6 +240,10 @@ class Dispatcher:
         # publishes hanging while a provider or Kafka is away), its lease may have run out and another sender may
         # have taken it over; then sending it would send it twice. Past half the lease, renew it first; the other
         # half is for the send itself, which the providers' timeouts keep well below that.
+        liveness = self._ledger.liveness
+        if liveness is not None and not liveness.may_send():
+            # Our heartbeat is overdue: others may soon judge us gone and take the claim over.
+            return False
         if self._clock() - claimed_at < self._renew_claims_after:
             return True
         return await self._ledger.renew(claim.notification_id, attempts=claim.attempts)

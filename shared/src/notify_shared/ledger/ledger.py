@@ -33,6 +33,7 @@ from notify_shared.ledger.database import (
 )
 from notify_shared.ledger.group_commit import GroupCommit
 from notify_shared.ledger.keys import DeliveryKey, notification_id_for
+from notify_shared.ledger.liveness import SenderLiveness, abandoned_claim
 from notify_shared.ledger.provider_reports import REPORTED_STATUSES, ProviderReportResult, ReportOutcome
 from notify_shared.ledger.retry_queue import QueuedNotification
 from notify_shared.ledger.status import IN_PROGRESS_STATUSES, DeliveryStatus
@@ -182,13 +183,20 @@ class DeliveryLedger:
     """
 
     def __init__(
-        self, engine: AsyncEngine, *, clock: Clock = _utc_now, lease_seconds: float = DEFAULT_LEASE_SECONDS
+        self,
+        engine: AsyncEngine,
+        *,
+        clock: Clock = _utc_now,
+        lease_seconds: float = DEFAULT_LEASE_SECONDS,
+        liveness: SenderLiveness | None = None,
     ) -> None:
         if lease_seconds < 0:
             raise ValueError("lease_seconds must not be negative")
         self._engine = engine
         self._clock = clock
         self._lease = timedelta(seconds=lease_seconds)
+        self.liveness = liveness
+        """This sender's heartbeat: with it, claims are marked as ours and a silent holder's are taken over."""
         self._insert_if_new = insert_ignoring_conflicts(deliveries, engine.dialect.name)
         self._owns_engine = False
         # Outcomes recorded by concurrent sends share transactions (see group_commit).
@@ -642,6 +650,8 @@ class DeliveryLedger:
         found = await self._states(connection, existing)
         unfinished = [nid for nid in existing if not found[nid][0].is_final]
         reclaimed = await self._reclaim(connection, unfinished, now)
+        if self.liveness is not None:
+            await self.liveness.own_claims(connection, {**dict.fromkeys(inserted, 1), **reclaimed})
         for nid, attempts in reclaimed.items():
             previous = found[nid][0]
             claims[nid] = Claim(nid, True, previous, attempts)
@@ -702,8 +712,12 @@ class DeliveryLedger:
         # One conditional UPDATE is the claim: a row another sender took since we read it no longer matches
         # (on PostgreSQL the second UPDATE waits for the first, then re-checks the condition on the new row).
         stale_before = now - self._lease
+        gone: sa.ColumnElement[bool] = sa.false()
+        if self.liveness is not None:
+            # The holder fell silent: it crashed, so nothing of this claim is being sent any more.
+            gone = abandoned_claim(deliveries.c.notification_id, deliveries.c.attempts, now, self.liveness.timeout)
         claimable = sa.and_(
-            deliveries.c.status == DeliveryStatus.SENDING.value, deliveries.c.updated_at <= stale_before
+            deliveries.c.status == DeliveryStatus.SENDING.value, sa.or_(deliveries.c.updated_at <= stale_before, gone)
         )
         reclaimed: dict[str, int] = {}
         for chunk in _chunks(ids):

@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from notify_shared.ledger.database import read_transaction, utc_from_db
 from notify_shared.ledger.keys import DeliveryKey
+from notify_shared.ledger.liveness import SenderLiveness, silent_owner
 from notify_shared.ledger.status import DeliveryStatus
 from notify_shared.ledger.tables import REASON_LENGTH, deliveries, delivery_retries, delivery_status_history
 
@@ -68,10 +69,13 @@ class RetryQueue:
         *,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         lease: timedelta = DEFAULT_RETRY_LEASE,
+        liveness: SenderLiveness | None = None,
     ) -> None:
         self._engine = engine
         self._clock = clock
         self._lease = lease
+        # With it, a retry claimed by a sender that fell silent (crashed) is free at once, not after the lease.
+        self._liveness = liveness
 
     async def schedule(self, notification_id: str, *, job: str, due_at: datetime, attempt: int, reason: str) -> None:
         """Park the notification as `queued` until `due_at`, when try number `attempt` is made with `job`.
@@ -119,6 +123,8 @@ class RetryQueue:
         """Claim up to `limit` retries that are due (and not claimed by a live worker), earliest first."""
         now = self._now()
         free = sa.or_(delivery_retries.c.claimed_until.is_(None), delivery_retries.c.claimed_until <= now)
+        if self._liveness is not None:
+            free = sa.or_(free, silent_owner(delivery_retries.c.claimed_by, now, self._liveness.timeout))
         query = (
             sa.select(delivery_retries)
             .where(delivery_retries.c.due_at <= now, free)
@@ -140,6 +146,8 @@ class RetryQueue:
 
     async def renew(self, notification_id: str, *, owner: str) -> bool:
         """Extend `owner`'s claim just before it sends; False when the claim has passed on (do not send)."""
+        if self._liveness is not None and not self._liveness.may_send():
+            return False
         now = self._now()
         async with self._engine.begin() as connection:
             renewed = await connection.execute(

@@ -107,3 +107,26 @@ unpublished_statuses = sa.Table(
     ),
     sa.Column("kept_at", sa.DateTime(timezone=True), nullable=False),
 )
+
+# Liveness of running senders (notify_shared.ledger.liveness): kept apart from `deliveries` so that a database
+# made before they existed gains them by table creation alone, and so a heartbeat never touches hot rows.
+delivery_senders = sa.Table(
+    "delivery_senders",
+    metadata,
+    sa.Column("sender_id", sa.String(200), primary_key=True),
+    sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("heartbeat_at", sa.DateTime(timezone=True), nullable=False, index=True),
+)
+
+delivery_claims = sa.Table(
+    "delivery_claims",
+    metadata,
+    sa.Column(
+        "notification_id",
+        sa.String(NOTIFICATION_ID_LENGTH),
+        sa.ForeignKey(deliveries.c.notification_id, ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column("sender_id", sa.String(200), nullable=False, index=True),
+    sa.Column("attempts", sa.Integer, nullable=False, comment="The claim's `deliveries.attempts`: this claim only"),
+)
