@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 from pydantic import BeforeValidator, Field, FilePath, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
+from notify_shared.retention.windows import RetentionWindows
 from notify_shared.topics import Topics
 
 
@@ -163,6 +164,21 @@ class ServiceSettings(BaseSettings):
             "instead of after DELIVERY_LEASE. Same value on every replica; far above one send and clock skew."
         ),
     )
+    retention_personal_data: Duration = Field(
+        default=timedelta(days=30),
+        gt=timedelta(0),
+        description="Contact details, message bodies and meeting details are deleted this long after they stopped "
+        "being needed (the notification final, the meeting over). See docs/privacy.md.",
+    )
+    retention_records: Duration = Field(
+        default=timedelta(days=400),
+        gt=timedelta(0),
+        description="Ids, statuses and timings (the delivery ledger, ingest receipts) are deleted this long after "
+        "their last change.",
+    )
+    retention_interval: Duration = Field(
+        default=timedelta(hours=1), gt=timedelta(0), description="How often each service applies the retention."
+    )
     email_deadline: Duration = Field(
         default=timedelta(hours=24),
         gt=timedelta(0),
@@ -295,6 +311,11 @@ class ServiceSettings(BaseSettings):
         if self.sms_provider == "outbox":
             channels.append("sms")
         return channels
+
+
+    @property
+    def retention_windows(self) -> RetentionWindows:
+        return RetentionWindows(personal_data=self.retention_personal_data, records=self.retention_records)
 
 
 def is_loopback_host(host: str) -> bool:

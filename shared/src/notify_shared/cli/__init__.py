@@ -8,9 +8,12 @@ from __future__ import annotations
 
 from notify_shared.cli.base import app
 from notify_shared.cli.dlq import dlq_app
+from notify_shared.cli.retention import erase, purge
 from notify_shared.cli.status import status
 
 app.command("status")(status)
+app.command("purge")(purge)
+app.command("erase")(erase)
 app.add_typer(dlq_app, name="dlq")
 
 
