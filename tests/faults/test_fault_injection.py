@@ -507,3 +507,27 @@ async def test_two_replicas_with_a_rebalance_mid_run(
         await run.settle()
         await run.check()
         assert "Traceback" not in first.log_text()
+
+
+async def test_after_kill_minus_9_the_dead_senders_claims_are_taken_over_in_seconds_not_after_the_lease(
+    kafka_bootstrap: str, tmp_path: Path, sinks: tuple[FaultySmtpSink, FaultyWebhookSink]
+) -> None:
+    # The lease is an hour here: a run that waited for it could not settle within the test's bounds, so settling
+    # at all shows the claims passed on by the dead sender's heartbeat (DELIVERY_SENDER_TIMEOUT) alone.
+    async with scenario("kill-9-recovery", kafka_bootstrap, tmp_path, sinks) as run:
+        run.email_api = FaultyWebhookSink(path="/email")
+        try:
+            service = run.service(DELIVERY_LEASE="3600", DELIVERY_SENDER_TIMEOUT="10")
+            await run.start(service)
+            await run.publish_all()
+            await run.wait_progress(0.3)
+            service.kill()
+            killed_at = time.monotonic()
+            run.faults.append("kill -9 at 30% delivered, lease 3600 s, sender timeout 10 s")
+            await run.start(service)
+            await run.settle()
+            recovery_seconds = time.monotonic() - killed_at
+            run.faults.append(f"every notification final {recovery_seconds:.1f} s after the kill")
+            await run.check(resends_allowed=16, status_events_may_be_missing=True)
+        finally:
+            run.email_api.close()
