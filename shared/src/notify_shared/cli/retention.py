@@ -18,8 +18,9 @@ from rich.console import Console
 from rich.table import Table
 
 from notify_shared.ledger.database import create_engine
+from notify_shared.ledger.retention import ledger_rules
 from notify_shared.retention.job import Retention, RuleCount
-from notify_shared.retention.rules import registered_rules
+from notify_shared.retention.rules import installed_service_rules
 from notify_shared.settings import ServiceSettings, load_settings
 
 DatabaseUrl = Annotated[
@@ -33,7 +34,7 @@ async def _retention(database_url: str) -> AsyncIterator[Retention]:
     settings = load_settings(ServiceSettings)
     engine = create_engine(database_url)
     try:
-        yield Retention(engine, registered_rules(), settings.retention_windows)
+        yield Retention(engine, [*ledger_rules(), *installed_service_rules()], settings.retention_windows)
     finally:
         await engine.dispose()
 

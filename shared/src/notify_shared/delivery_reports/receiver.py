@@ -19,8 +19,9 @@ from sqlalchemy.schema import CreateIndex
 from notify_shared.contract import Channel, NotificationStatusReport
 from notify_shared.delivery.status_sink import StatusSink
 from notify_shared.delivery_reports.formats import ProviderReport
-from notify_shared.ledger.ledger import DeliveryLedger, DeliveryRecord
+from notify_shared.ledger.ledger import DeliveryLedger
 from notify_shared.ledger.provider_reports import ReportOutcome
+from notify_shared.ledger.records import DeliveryRecord
 from notify_shared.ledger.tables import deliveries
 from notify_shared.observability.metrics import ServiceMetrics
 

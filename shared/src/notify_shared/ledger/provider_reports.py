@@ -7,12 +7,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import TYPE_CHECKING
 
+from notify_shared.ledger.records import DeliveryRecord
 from notify_shared.ledger.status import DeliveryStatus
-
-if TYPE_CHECKING:
-    from notify_shared.ledger.ledger import DeliveryRecord
 
 REPORTED_STATUSES: frozenset[DeliveryStatus] = frozenset(
     {DeliveryStatus.DELIVERED, DeliveryStatus.FAILED, DeliveryStatus.BOUNCED}

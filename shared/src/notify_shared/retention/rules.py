@@ -45,11 +45,9 @@ class RetentionRule:
 RulesFactory = Callable[[], Iterable[RetentionRule]]
 
 
-def registered_rules() -> list[RetentionRule]:
-    """The rules of the ledger and of every installed service (the CLI's view of the platform)."""
-    from notify_shared.ledger.retention import ledger_rules  # noqa: PLC0415 - the ledger loads SQLAlchemy tables
-
-    rules = list(ledger_rules())
+def installed_service_rules() -> list[RetentionRule]:
+    """The rules every installed service registered (`notify.retention` entry points), by service name."""
+    rules: list[RetentionRule] = []
     for entry_point in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda point: point.name):
         factory: RulesFactory = entry_point.load()
         rules.extend(factory())
