@@ -1,9 +1,10 @@
 """The delivery core every service shares: plan → claim → screen → render → send → record → report."""
 
 from notify_shared.delivery.deadlines import Deadlines, ExpiryReason
-from notify_shared.delivery.dispatcher import DeliveryOutcome, Dispatcher, NotificationInFlightError, Render
+from notify_shared.delivery.dispatcher import Dispatcher, Render
 from notify_shared.delivery.eligibility import Verdict, screen
 from notify_shared.delivery.job import DeliveryJob
+from notify_shared.delivery.outcome import DeliveryOutcome, NotificationInFlightError
 from notify_shared.delivery.plan import PlannedNotification, SourceEventRef
 from notify_shared.delivery.retry import Backoff
 from notify_shared.delivery.retry_worker import RetryWorker

@@ -10,7 +10,8 @@ from datetime import UTC, datetime
 
 from notify_shared.channels import FileOutbox
 from notify_shared.delivery.deadlines import Deadlines
-from notify_shared.delivery.dispatcher import DeliveryMetrics, Dispatcher
+from notify_shared.delivery.dispatcher import Dispatcher
+from notify_shared.delivery.reporting import DeliveryMetrics
 from notify_shared.delivery.retry import Backoff
 from notify_shared.delivery.retry_worker import RetryWorker
 from notify_shared.delivery.status_sink import StatusSink

@@ -15,9 +15,8 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
-from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
 from notify_shared.channels import (
     DeliveryReceipt,
@@ -29,11 +28,14 @@ from notify_shared.channels import (
     TransientDeliveryError,
 )
 from notify_shared.concurrency import finish_all
-from notify_shared.contract import Channel, NotificationStatusReport
+from notify_shared.contract import Channel
 from notify_shared.delivery.deadlines import Deadlines, ExpiryReason, expiry_reason
 from notify_shared.delivery.eligibility import screen
+from notify_shared.delivery.fallback import fallback_for
 from notify_shared.delivery.job import DeliveryJob
-from notify_shared.delivery.plan import PlannedNotification, SourceEventRef
+from notify_shared.delivery.outcome import DeliveryOutcome, NotificationInFlightError
+from notify_shared.delivery.plan import PlannedNotification
+from notify_shared.delivery.reporting import DeliveryMetrics, NotificationFacts, OutcomeReporter, job_facts, plan_facts
 from notify_shared.delivery.retry import Backoff
 from notify_shared.delivery.status_backlog import StatusBacklog
 from notify_shared.delivery.status_sink import StatusSink
@@ -46,7 +48,6 @@ from notify_shared.ledger import (
     QueuedNotification,
     RetryQueue,
 )
-from notify_shared.ledger.keys import notification_id_for
 from notify_shared.rendering import RenderedNotification
 
 logger = logging.getLogger(__name__)
@@ -55,58 +56,11 @@ Render = Callable[[str, str, str, Mapping[str, object]], RenderedNotification]
 """(template, wanted language, school's written standard, context) → the rendered notification."""
 
 
-class NotificationInFlightError(RuntimeError):
-    """Another sender holds a live claim on a notification of this event (or we did, before a crash).
-
-    The event must be handled again later rather than acknowledged: once the claim's lease runs out, the
-    notification is claimed again and sent, so it is never lost.
-    """
-
-    def __init__(self, notification_id: str) -> None:
-        super().__init__(f"notification {notification_id} is claimed by another sender; retry after its lease")
-        self.notification_id = notification_id
-
-
-class DeliveryMetrics(Protocol):
-    """Where the dispatcher reports outcomes for metrics (`notify_shared.observability.ServiceMetrics`)."""
-
-    def notification_recorded(
-        self,
-        *,
-        channel: str,
-        template: str,
-        language: str | None,
-        status: str,
-        event_time: datetime | None,
-        accepted_at: datetime | None,
-    ) -> None:
-        """One notification reached a final status; `accepted_at` is set when the provider accepted it."""
-
-    def delivery_retried(self, *, channel: str, template: str) -> None:
-        """A send is tried again after a transient provider error."""
-
-    def watch_status_backlog(self, count: Callable[[], Awaitable[int]]) -> None:
-        """`count` tells how many status events wait in the backlog; call it when metrics are read."""
-
-
-@dataclass(frozen=True)
-class DeliveryOutcome:
-    """What became of one planned notification in this run (`queued`: waiting in the retry queue)."""
-
-    notification_id: str
-    status: DeliveryStatus
-    reason: str | None = None
-    already_recorded: bool = False
-
-
 _T = TypeVar("_T")
 _RenderKey = tuple[str, str, str, int]
 
 RetryListener = Callable[[datetime], Awaitable[None]]
 """Told the due time of every retry scheduled, so the retry worker can wake up in time."""
-
-FALLBACK_REASON_PREFIX = "fallback_from:"
-"""Reason of the `queued` status of a notification created to replace one that failed on the other channel."""
 
 
 class Dispatcher:
@@ -137,7 +91,7 @@ class Dispatcher:
         # A status Kafka refuses is kept in the ledger's database; the retry worker publishes it later.
         self.status_backlog = StatusBacklog(ledger.engine, status_sink, clock=clock)
         self._renew_claims_after = timedelta(seconds=ledger.lease_seconds / 2)
-        self._status_sink = self.status_backlog.sink()
+        self._reporter = OutcomeReporter(ledger, self.status_backlog.sink(), clock=clock, metrics=metrics)
         if metrics is not None:
             metrics.watch_status_backlog(self.status_backlog.pending)
         self._email_sender = email_sender
@@ -292,9 +246,9 @@ class Dispatcher:
         async with self._slots:
             return await work
 
-    async def _settle(self, facts: _Facts, status: DeliveryStatus, reason: str) -> DeliveryOutcome:
+    async def _settle(self, facts: NotificationFacts, status: DeliveryStatus, reason: str) -> DeliveryOutcome:
         """End a claimed notification that was never handed to a channel."""
-        recorded, _ = await self._report_final(facts, status, reason, language=None)
+        recorded, _ = await self._reporter.record_and_report(facts, status, reason, language=None)
         return DeliveryOutcome(facts.notification_id, status, reason, already_recorded=not recorded)
 
     async def _try(self, job: DeliveryJob, *, from_queue: bool) -> DeliveryOutcome:
@@ -341,7 +295,7 @@ class Dispatcher:
         await self.retry_queue.schedule(
             job.notification_id, job=job.next_attempt().to_json(), due_at=due, attempt=job.attempt + 1, reason=reason
         )
-        await self._publish_facts(
+        await self._reporter.publish(
             job_facts(job),
             DeliveryStatus.QUEUED,
             reason,
@@ -365,9 +319,13 @@ class Dispatcher:
         receipt: DeliveryReceipt | None = None,
         detail: str | None = None,
     ) -> DeliveryOutcome:
-        fallback = self._fallback_for(job) if status in (DeliveryStatus.FAILED, DeliveryStatus.EXPIRED) else None
+        fallback = (
+            fallback_for(job, now=self._clock(), deadlines=self._deadlines)
+            if status in (DeliveryStatus.FAILED, DeliveryStatus.EXPIRED)
+            else None
+        )
         recording = asyncio.ensure_future(
-            self._report_final(
+            self._reporter.record_and_report(
                 job_facts(job),
                 status,
                 reason,
@@ -391,43 +349,9 @@ class Dispatcher:
             await self._announce_fallback(*fallback)
         return DeliveryOutcome(job.notification_id, status, reason, already_recorded=not recorded)
 
-    def _fallback_for(self, failed: DeliveryJob) -> tuple[QueuedNotification, DeliveryJob] | None:
-        """The same notification on the guardian's other channel, if they allowed it and can get it there.
-
-        It is created in the retry queue in the transaction that records the failure, keyed like any other
-        notification (same event, guardian and template), so it is sent at most once, never lost, and not at
-        all when that channel already carried this notification. Nothing about a meeting that has started.
-        """
-        now = self._clock()
-        other = Channel.EMAIL if failed.channel is Channel.SMS else Channel.SMS
-        guardian = failed.guardian
-        if other not in guardian.channels or guardian.contact_problem(other) is not None:
-            return None
-        if failed.not_after is not None and now >= failed.not_after:
-            return None
-        key = DeliveryKey(failed.school.id, failed.source.id, guardian.guardian_id, other.value, failed.template)
-        job = replace(
-            failed,
-            notification_id=notification_id_for(key),
-            channel=other,
-            attempt=1,
-            # The window counts from the first try on the first channel: an SMS 24 hours late helps nobody.
-            deadline=self._deadlines.deadline(other, first_try=failed.first_try, not_after=failed.not_after),
-        )
-        queued = QueuedNotification(
-            key=key,
-            source_event_type=failed.source.type,
-            school_id=failed.school.id,
-            language=guardian.language,
-            job=job.to_json(),
-            due_at=now,
-            reason=f"{FALLBACK_REASON_PREFIX}{failed.channel.value}",
-        )
-        return queued, job
-
     async def _announce_fallback(self, queued: QueuedNotification, job: DeliveryJob) -> None:
         logger.info("notification %s falls back to %s as %s", queued.key, job.channel, job.notification_id)
-        await self._publish_facts(
+        await self._reporter.publish(
             job_facts(job),
             DeliveryStatus.QUEUED,
             queued.reason,
@@ -481,103 +405,6 @@ class Dispatcher:
                 notification_id=job.notification_id,
             )
         )
-
-    async def _report_final(
-        self,
-        facts: _Facts,
-        status: DeliveryStatus,
-        reason: str | None,
-        *,
-        language: str | None,
-        receipt: DeliveryReceipt | None = None,
-        segments: int | None = None,
-        attempts: int = 0,
-        detail: str | None = None,
-        release_retry: bool = False,
-        then_queue: QueuedNotification | None = None,
-    ) -> tuple[bool, bool]:
-        """Record, then report (status event, metrics); (recorded, `then_queue` created)."""
-        recorded, queued = await self._ledger.record_and_queue(
-            facts.notification_id,
-            status,
-            reason=reason,
-            detail=detail,
-            provider=receipt.provider if receipt else None,
-            provider_message_id=receipt.provider_message_id if receipt else None,
-            segments=segments,
-            language=language,
-            release_retry=release_retry,
-            only_in_progress=True,
-            then_queue=then_queue,
-        )
-        if not recorded:
-            # Our claim passed on to another sender (we were too slow) and it has recorded the outcome.
-            logger.warning("notification %s was settled by another sender; keeping its status", facts.notification_id)
-            return False, False
-        occurred_at = await self._publish_facts(
-            facts, status, reason, language=language, attempts=attempts, segments=segments
-        )
-        if self._metrics is not None:
-            self._metrics.notification_recorded(
-                channel=facts.channel.value,
-                template=facts.template,
-                language=language,
-                status=status.value,
-                event_time=facts.source.time,
-                # A receipt means the provider accepted it; the send finished just before this clock reading.
-                accepted_at=occurred_at if receipt is not None else None,
-            )
-        return True, queued
-
-    async def _publish_facts(
-        self,
-        facts: _Facts,
-        status: DeliveryStatus,
-        reason: str | None,
-        *,
-        language: str | None,
-        attempts: int,
-        segments: int | None,
-    ) -> datetime:
-        occurred_at = self._clock()
-        await self._status_sink.publish_status(
-            NotificationStatusReport(
-                notification_id=facts.notification_id,
-                source_event_id=facts.source.id,
-                source_event_type=facts.source.type,
-                school_id=facts.school_id,
-                guardian_id=facts.guardian_id,
-                channel=facts.channel,
-                template=facts.template,
-                language=language,
-                status=status,
-                reason=reason,
-                attempt=attempts,
-                sms_segments=segments,
-                occurred_at=occurred_at,
-            )
-        )
-        return occurred_at
-
-
-@dataclass(frozen=True)
-class _Facts:
-    """The ids a status report and the metrics need, whether the notification got as far as a job or not."""
-
-    notification_id: str
-    source: SourceEventRef
-    school_id: str
-    guardian_id: str
-    channel: Channel
-    template: str
-
-
-def plan_facts(plan: PlannedNotification, notification_id: str) -> _Facts:
-    return _Facts(notification_id, plan.source, plan.school.id, plan.guardian.guardian_id, plan.channel, plan.template)
-
-
-def job_facts(job: DeliveryJob) -> _Facts:
-    return _Facts(job.notification_id, job.source, job.school.id, job.guardian.guardian_id, job.channel, job.template)
 
 
 def _seconds(value: float) -> timedelta:

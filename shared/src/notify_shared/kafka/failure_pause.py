@@ -13,7 +13,7 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
-from notify_shared.delivery.dispatcher import NotificationInFlightError
+from notify_shared.delivery.outcome import NotificationInFlightError
 from notify_shared.delivery.retry import Backoff, Sleep
 
 logger = logging.getLogger(__name__)

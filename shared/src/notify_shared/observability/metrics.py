@@ -115,7 +115,7 @@ class ServiceMetrics:
                 logger.exception("a metrics refresh failed; its gauges keep their last values")
         return generate_latest(self.registry)
 
-    # The dead-letter sink's and the dispatcher's hooks (`notify_shared.delivery.dispatcher.DeliveryMetrics`).
+    # The dead-letter sink's and the dispatcher's hooks (`notify_shared.delivery.reporting.DeliveryMetrics`).
 
     def dead_lettered(self, reason: str) -> None:
         self.dead_letters.labels(self.service, reason).inc()
