@@ -43,7 +43,7 @@ async def open_dispatcher(
         settings.database_url, clock=clock, lease_seconds=settings.delivery_lease.total_seconds()
     )
     resources.push_async_callback(ledger.aclose)
-    liveness = SenderLiveness(ledger.engine, timeout=settings.delivery_sender_timeout, clock=clock)
+    liveness = SenderLiveness(ledger.engine, timeout=settings.delivery_sender_timeout)
     await liveness.start()
     # Closed in reverse order: the heartbeat stops (and the sender deregisters) before the ledger closes.
     resources.push_async_callback(liveness.stop)

@@ -110,7 +110,7 @@ class Claims:
         gone: sa.ColumnElement[bool] = sa.false()
         if liveness is not None:
             # The holder fell silent: it crashed, so nothing of this claim is being sent any more.
-            gone = abandoned_claim(deliveries.c.notification_id, deliveries.c.attempts, now, liveness.timeout)
+            gone = abandoned_claim(deliveries.c.notification_id, deliveries.c.attempts, liveness)
         claimable = sa.and_(
             deliveries.c.status == DeliveryStatus.SENDING.value, sa.or_(deliveries.c.updated_at <= stale_before, gone)
         )

@@ -54,6 +54,8 @@ class SenderLiveness:
         timeout: timedelta = DEFAULT_SENDER_TIMEOUT,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
+        # `clock` is for tests of this module: in a service it stays the wall clock even where the service's
+        # own clock is simulated, since heartbeats measure real silence between real processes.
         if timeout <= timedelta(0):
             raise ValueError("the sender timeout must be positive")
         self.sender_id = sender_id or new_sender_id()
@@ -151,22 +153,27 @@ class SenderLiveness:
                 )
         self._last_beat = now
 
+    def silent_senders(self) -> sa.Select[tuple[str]]:
+        """The registered senders whose heartbeat is older than the timeout, by this sender's clock."""
+        return sa.select(delivery_senders.c.sender_id).where(
+            delivery_senders.c.heartbeat_at <= self._now() - self.timeout
+        )
+
     def _now(self) -> datetime:
         return self._clock().astimezone(UTC)
 
 
 def abandoned_claim(
-    notification_id: sa.ColumnElement[str], attempts: sa.ColumnElement[int], now: datetime, timeout: timedelta
+    notification_id: sa.ColumnElement[str], attempts: sa.ColumnElement[int], judge: SenderLiveness
 ) -> sa.ColumnElement[bool]:
-    """True for a claim whose holder registered and then fell silent for longer than `timeout`."""
-    silent_senders = sa.select(delivery_senders.c.sender_id).where(delivery_senders.c.heartbeat_at <= now - timeout)
+    """True for a claim whose holder registered and then fell silent for longer than `judge`'s timeout."""
     return sa.exists().where(
         delivery_claims.c.notification_id == notification_id,
         delivery_claims.c.attempts == attempts,
-        delivery_claims.c.sender_id.in_(silent_senders),
+        delivery_claims.c.sender_id.in_(judge.silent_senders()),
     )
 
 
-def silent_owner(owner: sa.ColumnElement[str | None], now: datetime, timeout: timedelta) -> sa.ColumnElement[bool]:
-    """True for a retry claimed by a registered sender that fell silent for longer than `timeout`."""
-    return owner.in_(sa.select(delivery_senders.c.sender_id).where(delivery_senders.c.heartbeat_at <= now - timeout))
+def silent_owner(owner: sa.ColumnElement[str | None], judge: SenderLiveness) -> sa.ColumnElement[bool]:
+    """True for a retry claimed by a registered sender that fell silent for longer than `judge`'s timeout."""
+    return owner.in_(judge.silent_senders())

@@ -124,7 +124,7 @@ class RetryQueue:
         now = self._now()
         free = sa.or_(delivery_retries.c.claimed_until.is_(None), delivery_retries.c.claimed_until <= now)
         if self._liveness is not None:
-            free = sa.or_(free, silent_owner(delivery_retries.c.claimed_by, now, self._liveness.timeout))
+            free = sa.or_(free, silent_owner(delivery_retries.c.claimed_by, self._liveness))
         query = (
             sa.select(delivery_retries)
             .where(delivery_retries.c.due_at <= now, free)
