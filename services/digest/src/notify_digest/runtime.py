@@ -9,6 +9,7 @@ from contextlib import AsyncExitStack
 from datetime import datetime
 
 from notify_digest.intake import Intake
+from notify_digest.retention import rules as retention_rules
 from notify_digest.runner import DigestRunner
 from notify_digest.service import DigestService
 from notify_digest.settings import DigestSettings
@@ -16,7 +17,9 @@ from notify_digest.store import DigestStore
 from notify_shared.alarm import Alarm
 from notify_shared.delivery import Backoff, RetryWorker, StatusSink
 from notify_shared.delivery.assembly import open_dispatcher, retry_worker_for
+from notify_shared.ledger.retention import ledger_rules
 from notify_shared.observability import Readiness, ServiceMetrics
+from notify_shared.retention.job import schedule_retention
 
 
 class Runtime:
@@ -70,6 +73,15 @@ class Runtime:
         self._retries = retry_worker_for(settings, dispatcher, clock=clock, instance_id=settings.instance_id)
         store = DigestStore(ledger.engine)
         await store.create_schema()
+        await schedule_retention(
+            ledger.engine,
+            [*ledger_rules(), *retention_rules()],
+            settings,
+            service="digest",
+            resources=self._resources,
+            registry=metrics.registry if metrics is not None else None,
+            clock=clock,
+        )
         runner = DigestRunner(
             store=store,
             dispatcher=dispatcher,

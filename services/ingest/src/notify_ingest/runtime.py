@@ -10,12 +10,14 @@ from notify_ingest.metrics import SERVICE, IngestMetrics
 from notify_ingest.policy import SchoolPolicy
 from notify_ingest.publishing import KafkaPublisher
 from notify_ingest.ratelimit import FailedKeyLimits, KeyRateLimits
+from notify_ingest.retention import rules as retention_rules
 from notify_ingest.settings import IngestSettings
 from notify_ingest.store import AcceptedEvents, Clock
 from notify_shared.kafka.broker import build_broker
 from notify_shared.kafka.event_time import EventTimeLimit
 from notify_shared.observability import Readiness
 from notify_shared.observability.http import database_check
+from notify_shared.retention.job import Retention, RetentionSchedule
 
 logger = logging.getLogger(__name__)
 
@@ -42,6 +44,7 @@ class Runtime:
         self.readiness = Readiness(self.broker)
         self._clock = clock
         self._store: AcceptedEvents | None = None
+        self._retention: RetentionSchedule | None = None
         self._ingestor: Ingestor | None = None
 
     @property
@@ -69,6 +72,11 @@ class Runtime:
             raise
         self._store = store
         self.readiness.add_check("database", database_check(store.engine))
+        retention = Retention(store.engine, retention_rules(), self.settings.retention_windows)
+        self._retention = RetentionSchedule(
+            retention, service=SERVICE, interval=self.settings.retention_interval, registry=self.metrics.registry
+        )
+        self._retention.start()
         margin = self.settings.event_time_future_margin
         event_time = EventTimeLimit(margin) if self._clock is None else EventTimeLimit(margin, self._clock)
         self._ingestor = Ingestor(
@@ -93,6 +101,9 @@ class Runtime:
 
     async def stop(self) -> None:
         self._ingestor = None
+        if self._retention is not None:
+            await self._retention.stop()
+            self._retention = None
         self.readiness.remove_check("database")
         try:
             await self.broker.stop()

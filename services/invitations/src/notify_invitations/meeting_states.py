@@ -36,6 +36,8 @@ meeting_states = sa.Table(
     sa.Column("cancelled", sa.Boolean, nullable=False, default=False),
     sa.Column("invited_guardians", sa.Text, nullable=False),
     sa.Column("last_event_time", sa.DateTime(timezone=True), nullable=True),
+    # When the meeting (as last announced) ends: its details are kept until the retention window after it.
+    sa.Column("ends_at", sa.DateTime(timezone=True), nullable=False),
 )
 
 meeting_decisions = sa.Table(
@@ -164,6 +166,7 @@ class MeetingStateStore:
                     cancelled=kind is DecisionKind.CANCEL,
                     invited_guardians=json.dumps(sorted(eligible)),
                     last_event_time=_in_utc(event.time),
+                    ends_at=_in_utc(meeting.ends_at),
                 )
             )
             return decision
@@ -192,6 +195,7 @@ class MeetingStateStore:
                 cancelled=decision.kind is DecisionKind.CANCEL,
                 invited_guardians=json.dumps(sorted(invited_now)),
                 last_event_time=_in_utc(event.time) or state.last_event_time,
+                ends_at=_in_utc(meeting.ends_at),
             )
         )
         return decision

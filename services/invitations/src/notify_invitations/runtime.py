@@ -7,11 +7,14 @@ from contextlib import AsyncExitStack
 from datetime import UTC, datetime
 
 from notify_invitations.meeting_states import MeetingStateStore
+from notify_invitations.retention import rules as retention_rules
 from notify_invitations.service import InvitationService
 from notify_invitations.settings import InvitationsSettings
 from notify_shared.delivery import Backoff, RetryWorker, StatusSink
 from notify_shared.delivery.assembly import open_dispatcher, retry_worker_for
+from notify_shared.ledger.retention import ledger_rules
 from notify_shared.observability import Readiness, ServiceMetrics
+from notify_shared.retention.job import schedule_retention
 
 
 class Runtime:
@@ -57,6 +60,15 @@ class Runtime:
         self._retries = retry_worker_for(settings, dispatcher, clock=clock)
         states = MeetingStateStore(ledger.engine)
         await states.create_schema()
+        await schedule_retention(
+            ledger.engine,
+            [*ledger_rules(), *retention_rules()],
+            settings,
+            service="invitations",
+            resources=self._resources,
+            registry=metrics.registry if metrics is not None else None,
+            clock=clock,
+        )
         self._service = InvitationService(
             states=states, dispatcher=dispatcher, organizer_email=settings.organizer_email
         )

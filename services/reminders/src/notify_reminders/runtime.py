@@ -9,6 +9,7 @@ from contextlib import AsyncExitStack
 from datetime import datetime
 
 from notify_reminders.firing import ReminderRunner
+from notify_reminders.retention import rules as retention_rules
 from notify_reminders.scheduling import Scheduler
 from notify_reminders.service import ReminderService
 from notify_reminders.settings import RemindersSettings
@@ -16,7 +17,9 @@ from notify_reminders.store import ReminderStore
 from notify_shared.alarm import Alarm
 from notify_shared.delivery import Backoff, RetryWorker, StatusSink
 from notify_shared.delivery.assembly import open_dispatcher, retry_worker_for
+from notify_shared.ledger.retention import ledger_rules
 from notify_shared.observability import Readiness, ServiceMetrics
+from notify_shared.retention.job import schedule_retention
 
 
 class Runtime:
@@ -82,6 +85,15 @@ class Runtime:
         self._retries = retry_worker_for(settings, dispatcher, clock=clock, instance_id=settings.instance_id)
         self._store = store = ReminderStore(ledger.engine)
         await store.create_schema()
+        await schedule_retention(
+            ledger.engine,
+            [*ledger_rules(), *retention_rules()],
+            settings,
+            service="reminders",
+            resources=self._resources,
+            registry=metrics.registry if metrics is not None else None,
+            clock=clock,
+        )
         self._runner = runner = ReminderRunner(
             store=store,
             dispatcher=dispatcher,

@@ -88,8 +88,9 @@ def retry_worker_for(
 ) -> RetryWorker:
     """The worker that sends the dispatcher's queued retries; start it once the broker is up."""
     liveness = dispatcher.ledger.liveness
-    # The worker claims retries under the sender's id, so a crash frees them as soon as its heartbeat stops.
-    owner = instance_id or (liveness.sender_id if liveness is not None else f"{socket.gethostname()}-{os.getpid()}")
+    # Under the sender's heartbeat id when there is one, so a crash frees its retries as soon as the heartbeat
+    # stops; an instance id (a pod name) may come back after a restart, so it is only the fallback.
+    owner = liveness.sender_id if liveness is not None else instance_id or f"{socket.gethostname()}-{os.getpid()}"
     return RetryWorker(
         dispatcher,
         owner=owner,

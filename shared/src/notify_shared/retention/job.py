@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Sequence
+from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -20,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from notify_shared.retention.rules import RetentionRule
 from notify_shared.retention.windows import RetentionWindows
+from notify_shared.settings import ServiceSettings
 
 logger = logging.getLogger(__name__)
 
@@ -157,3 +159,21 @@ class RetentionSchedule:
                 # The next run tries again; a database away for a while must not end the schedule.
                 logger.exception("retention run failed; trying again in %s", self._interval)
             await asyncio.sleep(self._interval.total_seconds())
+
+
+async def schedule_retention(
+    engine: AsyncEngine,
+    rules: Sequence[RetentionRule],
+    settings: ServiceSettings,
+    *,
+    service: str,
+    resources: AsyncExitStack,
+    registry: CollectorRegistry | None = None,
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+) -> RetentionSchedule:
+    """Start applying `rules` every RETENTION_INTERVAL in a service; `resources` stops it on the way out."""
+    retention = Retention(engine, rules, settings.retention_windows, clock=clock)
+    schedule = RetentionSchedule(retention, service=service, interval=settings.retention_interval, registry=registry)
+    schedule.start()
+    resources.push_async_callback(schedule.stop)
+    return schedule
