@@ -161,7 +161,8 @@ class ServiceSettings(BaseSettings):
         gt=timedelta(0),
         description=(
             "A sender whose heartbeat is older than this is taken for dead, and its claims are taken over at once "
-            "instead of after DELIVERY_LEASE. Same value on every replica; far above one send and clock skew."
+            "instead of after DELIVERY_LEASE (so it matters only when shorter than that). Same value on every replica; "
+            "far above one send and clock skew."
         ),
     )
     retention_personal_data: Duration = Field(
