@@ -313,7 +313,6 @@ class ServiceSettings(BaseSettings):
             channels.append("sms")
         return channels
 
-
     @property
     def retention_windows(self) -> RetentionWindows:
         return RetentionWindows(personal_data=self.retention_personal_data, records=self.retention_records)
