@@ -364,7 +364,8 @@ def event_document(draw: st.DrawFn, event_type: str | None = None) -> dict[str, 
             optional={
                 "period": st.integers(min_value=0, max_value=20),
                 "subject": one_line,
-                "starts_at": st.times().map(time.isoformat),
+                # A school clock's time as the contract writes it: "09:00" or "08:30:00".
+                "starts_at": st.builds(time.isoformat, st.times(), st.sampled_from(["minutes", "seconds"])),
             },
         )
         data |= {
