@@ -20,7 +20,7 @@ from typing import Any
 from urllib.parse import quote
 
 from notify_shared import samples
-from notify_shared.contract import ALL_EVENT_TYPES, INPUT_EVENT_TYPES
+from notify_shared.contract import ALL_EVENT_TYPES, INPUT_EVENT_TYPES, encode_structured
 from notify_shared.contract.envelope import REQUIRED_CONTEXT_ATTRIBUTES
 from notify_shared.contract.schemas import SCHEMA_DIALECT, schema_id
 
@@ -135,6 +135,7 @@ def _doc_examples() -> list[dict[str, Any]]:
 
 
 def _sample_events() -> list[Instance]:
+    """The samples `notify sample` prints, as they go on the wire (structured mode)."""
     events = [
         samples.meeting_created(),
         samples.meeting_updated(),
@@ -143,7 +144,7 @@ def _sample_events() -> list[Instance]:
         samples.absence_noted(),
     ]
     return [
-        Instance(f"notify sample {event.type}", event.model_dump(mode="json", exclude_none=True), schema_id(event.type))
+        Instance(f"notify sample {event.type}", json.loads(encode_structured(event)[0]), schema_id(event.type))
         for event in events
     ]
 
