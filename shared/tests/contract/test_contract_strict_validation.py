@@ -210,6 +210,13 @@ def test_events_the_services_would_dead_letter_fail_the_published_schemas(tmp_pa
             instances.append(Instance(f"{event_type} without {attribute}", without, schema_id(event_type), False))
         no_uri = example | {"source": "visma flyt 0301"}
         instances.append(Instance(f"{event_type} with a source that is no URI", no_uri, schema_id(event_type), False))
+    created = next(example for example in _doc_examples() if example["type"] == "meeting.created")
+    digits_only = created["data"]["school"] | {"sms_sender_id": "12345"}
+    all_digits = created | {"data": created["data"] | {"school": digits_only}}
+    instances.append(Instance("an SMS sender id without a letter", all_digits, schema_id("meeting.created"), False))
+    guardian = created["data"]["recipients"][0] | {"language": "norsk bokmål"}
+    no_tag = created | {"data": created["data"] | {"recipients": [guardian]}}
+    instances.append(Instance("a language that is no BCP 47 tag", no_tag, schema_id("meeting.created"), False))
     absence = next(example for example in _doc_examples() if example["type"] == "absence.noted")
     for start in ("09:00+01:00", "9:00", "08:30:00.5", "24:00"):
         lesson = {"period": 1, "starts_at": start}

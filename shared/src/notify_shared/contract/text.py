@@ -110,5 +110,7 @@ LanguageTag = Annotated[
     Field(
         description="BCP 47 language tag: nb, nn, se, en, pl, uk, lt, ar, so, ti, ur, prs, ps, kmr, tr, vi, de, …",
         examples=["nb", "nn", "pl", "uk", "ar"],
+        # Checked by the validator above, with its own message; stated here so schema validators check it too.
+        json_schema_extra={"pattern": _LANGUAGE_TAG.pattern},
     ),
 ]
