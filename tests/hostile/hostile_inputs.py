@@ -366,9 +366,8 @@ def event_document(draw: st.DrawFn, event_type: str | None = None) -> dict[str, 
             optional={
                 "period": st.integers(min_value=0, max_value=20),
                 "subject": one_line,
-                # A school clock's time as the contract writes it ("08:30:00"). Mapped from the same draw, by a
-                # function whose repr is the same every run: Hypothesis seeds its derandomized examples from the
-                # test and its strategies, so every other field's examples stay what they were.
+                # A school clock's time as the contract writes it ("08:30:00"), mapped from the same draw as
+                # before so that the derandomized examples of every other field stay what they were.
                 "starts_at": st.times().map(partial(time.isoformat, timespec="seconds")),
             },
         )
