@@ -246,6 +246,14 @@ def _json_bytes(value: Any) -> bytes:
     return json.dumps(value, ensure_ascii=False).encode("utf-8", "surrogatepass")
 
 
+def _fits_a_header_key(name: str) -> bool:
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _attribute(value: Any) -> bytes:
     return value.encode("utf-8", "surrogatepass") if isinstance(value, str) else _json_bytes(value)
 
@@ -256,8 +264,12 @@ def hostile_record(draw: st.DrawFn) -> Record:
     document = draw(spoiled_document())
     binary = draw(st.booleans())
     if binary:
+        # Kafka header keys are UTF-8 strings and aiokafka decodes them strictly, so a name UTF-8 cannot carry (a
+        # lone surrogate) never reaches a consumer as a header key; as a JSON key in structured mode it still does.
         headers: list[tuple[str, bytes | None]] = [
-            (f"ce_{name}", _attribute(value)) for name, value in document.items() if name != "data"
+            (f"ce_{name}", _attribute(value))
+            for name, value in document.items()
+            if name != "data" and _fits_a_header_key(name)
         ]
         headers.append(("content-type", b"application/json"))
         value: bytes | None = _json_bytes(document["data"]) if "data" in document else None

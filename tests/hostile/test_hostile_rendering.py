@@ -204,10 +204,13 @@ def _check_email(guardian: Recipient, subject: str, text: str, html: str, attach
     (rich,) = (part for part in parsed.walk() if part.get_content_type() == "text/html")
     assert_no_active_content(rich.get_content())
     for attachment in attachments:
-        (calendar_part,) = (part for part in parsed.walk() if part.get_content_type() == "text/calendar")
-        payload = calendar_part.get_payload(decode=True)
+        # Two text/calendar parts: the invitation a mail client acts on and the same file as an attachment.
+        invitation_part, downloadable_copy = (
+            part for part in parsed.walk() if part.get_content_type() == "text/calendar"
+        )
+        payload = invitation_part.get_payload(decode=True)
         assert isinstance(payload, bytes)
-        assert payload == attachment.data
+        assert payload == attachment.data == downloadable_copy.get_payload(decode=True)
         (vevent,) = Calendar.from_ical(payload).walk("VEVENT")
         # No typed text adds a property (a second ATTENDEE, an ORGANIZER) or a component of its own.
         names = [name for name, _ in vevent.property_items(recursive=False)]

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+from openapi_spec_validator import validate
 
 from notify_ingest.app import openapi_document
 from notify_ingest.testing import RunningIngest
@@ -44,3 +45,23 @@ def test_the_document_describes_the_event_body_the_keys_and_every_answer() -> No
     assert document["components"]["securitySchemes"]["APIKeyHeader"]["name"] == "X-API-Key"
     # The operators' routes are served but are not part of the integrators' document.
     assert set(document["paths"]) == {"/v1/events"}
+
+
+def test_the_committed_document_is_a_valid_openapi_document_that_names_where_to_send() -> None:
+    # A validator of its own (openapi-spec-validator), not FastAPI that wrote it: what client generators read.
+    document = json.loads(COMMITTED.read_text(encoding="utf-8"))
+    validate(document)
+    production, local = document["servers"]
+    assert production["url"] == "https://{host}"
+    assert production["variables"]["host"]["default"]
+    assert local["url"].startswith("http://127.0.0.1:")
+
+
+def test_the_discriminator_names_a_property_every_event_requires() -> None:
+    # An OpenAPI discriminator must be a required property of every schema it picks between.
+    document = json.loads(COMMITTED.read_text(encoding="utf-8"))
+    body_schema = document["paths"]["/v1/events"]["post"]["requestBody"]["content"]["application/cloudevents+json"]
+    discriminator = body_schema["schema"]["discriminator"]
+    for reference in discriminator["mapping"].values():
+        component = document["components"]["schemas"][reference.removeprefix("#/components/schemas/")]
+        assert discriminator["propertyName"] in component["required"], reference

@@ -79,10 +79,13 @@ def test_an_invitation_is_text_html_and_calendar_alternatives_plus_an_ics_file(
     assert calendar.get_param("method") == "REQUEST"
     assert calendar.get_content_charset() == "utf-8"
     assert calendar.get_content().encode() == invitation.attachments[0].data
-    assert ics_file.get_content_type() == "application/ics"
+    # The registered type for the downloadable copy too, with the method its METHOD line needs (RFC 5545).
+    assert ics_file.get_content_type() == "text/calendar"
+    assert ics_file.get_param("method") == "REQUEST"
+    assert ics_file.get_content_charset() == "utf-8"
     assert ics_file.get_content_disposition() == "attachment"
     assert ics_file.get_filename() == "invite.ics"
-    assert ics_file.get_content() == invitation.attachments[0].data
+    assert ics_file.get_payload(decode=True) == invitation.attachments[0].data
 
 
 def test_a_cancellation_keeps_its_method(make_invitation: MakeEmail) -> None:
@@ -90,8 +93,9 @@ def test_a_cancellation_keeps_its_method(make_invitation: MakeEmail) -> None:
 
     _, parsed = round_trip(replace(make_invitation(1), attachments=(cancel,)))
 
-    calendar = next(part for part in parsed.walk() if part.get_content_type() == "text/calendar")
-    assert calendar.get_param("method") == "CANCEL"
+    invitation_part, downloadable_copy = (part for part in parsed.walk() if part.get_content_type() == "text/calendar")
+    assert invitation_part.get_param("method") == downloadable_copy.get_param("method") == "CANCEL"
+    assert downloadable_copy.get_filename() == "cancel.ics"
 
 
 def test_other_attachments_are_attached_as_they_are(make_invitation: MakeEmail) -> None:

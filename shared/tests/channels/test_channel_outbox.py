@@ -58,7 +58,7 @@ async def test_each_email_becomes_an_eml_file_a_mail_client_can_open(
     assert plain is not None
     assert "utviklingssamtale om Emma" in plain.get_content()
     (ics_file,) = message.iter_attachments()
-    assert ics_file.get_content() == invitation.attachments[0].data
+    assert ics_file.get_payload(decode=True) == invitation.attachments[0].data
 
 
 async def test_a_resent_email_replaces_its_file_and_leaves_no_temporary_files(

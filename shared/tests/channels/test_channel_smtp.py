@@ -217,7 +217,7 @@ async def test_twenty_invitations_arrive_intact_over_no_more_sessions_than_the_p
         assert calendar.get_content().encode() == invitation.attachments[0].data
         (ics_file,) = message.iter_attachments()
         assert ics_file.get_filename() == "invite.ics"
-        assert ics_file.get_content() == invitation.attachments[0].data
+        assert ics_file.get_payload(decode=True) == invitation.attachments[0].data
 
 
 async def test_a_greylisting_451_reply_is_a_transient_failure(

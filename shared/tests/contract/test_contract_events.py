@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import time as time_of_day
 from datetime import timedelta
 
 import pytest
@@ -10,11 +11,13 @@ from pydantic import ValidationError
 
 from notify_shared import samples
 from notify_shared.contract import (
+    ALL_EVENT_TYPES,
     CLOUDEVENTS_JSON,
     INPUT_EVENT_TYPES,
     Channel,
     ContactProblem,
     EventRejected,
+    Lesson,
     MeetingCreated,
     Recipient,
     decode_event,
@@ -170,3 +173,36 @@ def test_cloudevents_extension_attributes_are_kept() -> None:
     event = decode_event(json.dumps(document).encode(), [], INPUT_EVENT_TYPES)
     assert isinstance(event, MeetingCreated)
     assert event.model_extra == {"traceparent": "00-abc-def-01"}
+
+
+@pytest.mark.parametrize("source", ["/visma-flyt/0301", "urn:ist:extens:0301", "https://vigilo.example.no/skole/4012"])
+def test_a_source_that_is_a_uri_reference_is_accepted(source: str) -> None:
+    document = json.loads(samples.meeting_created().model_dump_json()) | {"source": source}
+    assert decode_event(json.dumps(document).encode(), [], INPUT_EVENT_TYPES).source == source
+
+
+@pytest.mark.parametrize("source", ["visma flyt 0301", "/visma-flyt/0301\n", "http://[::1/", "/skole/%zz"])
+def test_a_source_that_is_not_a_uri_reference_is_a_schema_violation(source: str) -> None:
+    document = json.loads(samples.meeting_created().model_dump_json()) | {"source": source}
+    with pytest.raises(EventRejected) as rejected:
+        decode_event(json.dumps(document).encode(), [], INPUT_EVENT_TYPES)
+    assert rejected.value.reason == "schema_violation"
+    assert any(error.startswith("source:") for error in rejected.value.errors)
+
+
+@pytest.mark.parametrize(("written", "read"), [("09:00", time_of_day(9, 0)), ("08:30:00", time_of_day(8, 30))])
+def test_a_lesson_starts_at_a_local_school_time(written: str, read: time_of_day) -> None:
+    assert Lesson.model_validate({"period": 1, "starts_at": written}).starts_at == read
+
+
+@pytest.mark.parametrize("written", ["9:00", "09:00+01:00", "09:00Z", "08:30:00.5", "24:00", "0900", 32400])
+def test_a_lesson_start_other_than_hh_mm_or_hh_mm_ss_is_refused(written: object) -> None:
+    with pytest.raises(ValidationError, match="local time of day"):
+        Lesson.model_validate({"period": 1, "starts_at": written})
+
+
+def test_the_cloudevents_attributes_are_required_in_the_json_schema_though_code_may_omit_them() -> None:
+    for model in ALL_EVENT_TYPES.values():
+        required = model.model_json_schema()["required"]
+        assert required[:4] == ["specversion", "id", "source", "type"], model.__name__
+    assert samples.meeting_created().specversion == "1.0"

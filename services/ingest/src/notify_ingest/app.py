@@ -29,6 +29,24 @@ DESCRIPTION = (
     "contract and published to Kafka exactly as if you had published it there. Guide: docs/ingest.md. "
     "The event contract: docs/contract.md."
 )
+# Each school owner runs its own ingest, so there is no one address to name: the first entry is a template a client
+# generator fills in with the owner's host, the second the local ingest of docs/ingest.md.
+SERVERS: list[dict[str, Any]] = [
+    {
+        "url": "https://{host}",
+        "description": "The ingest as your school owner serves it, behind TLS.",
+        "variables": {
+            "host": {
+                "default": "ingest.example.no",
+                "description": "Host name (and port, when not 443) your school owner gave you for the ingest.",
+            }
+        },
+    },
+    {
+        "url": "http://127.0.0.1:8080",
+        "description": "A local ingest, started as docs/ingest.md shows (`HTTP_PORT=8080 uv run notify-ingest`).",
+    },
+]
 
 
 def create_app(settings: IngestSettings, *, clock: Clock | None = None) -> FastAPI:
@@ -64,7 +82,13 @@ def _fastapi(lifespan: Any = None) -> FastAPI:
         # FastAPI's document, plus the event schemas the request body refers to (`openapi_extra` names them
         # by reference only, since the route reads the raw body and validates it like the Kafka consumers do).
         if app.openapi_schema is None:
-            document = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+            document = get_openapi(
+                title=app.title,
+                version=app.version,
+                description=app.description,
+                routes=app.routes,
+                servers=SERVERS,
+            )
             document.setdefault("components", {}).setdefault("schemas", {}).update(event_component_schemas())
             app.openapi_schema = document
         return app.openapi_schema

@@ -126,26 +126,31 @@ def _body(outgoing: OutgoingEmail) -> bytes:
     #   │   ├── text/plain
     #   │   ├── text/html
     #   │   └── text/calendar; method=REQUEST    ← Outlook and Gmail turn this into an invitation with buttons
-    #   └── application/ics  invite.ics          ← the same file to open or save (Apple Mail, webmail, phones)
+    #   └── text/calendar; method=REQUEST  invite.ics, as an attachment
+    #                                             ← the same file to open or save (Apple Mail, webmail, phones)
     #
-    # The downloadable copy is application/ics rather than text/calendar: Outlook treats every text/calendar
-    # part with a METHOD as a meeting message and could otherwise show the invitation twice. Without HTML,
-    # calendar or attachments the parts collapse: a plain-text email is just its text part.
+    # The copy is text/calendar, the type registered for iCalendar (Google sends the unregistered
+    # application/ics). It carries the method too: RFC 5545 wants the `method` parameter wherever the object has a
+    # METHOD, and must equal it. Outlook does not act twice: it takes a text/calendar part marked as an attachment
+    # for a file, not for a second meeting message. Without HTML, calendar or attachments the parts collapse: a
+    # plain-text email is just its text part.
     alternatives = [_text_part("plain", outgoing.text)]
     if outgoing.html:
         alternatives.append(_text_part("html", outgoing.html))
     calendar = _first_calendar(outgoing.attachments)
+    calendar_type = ""
     if calendar is not None:
         content_type, attachment = calendar
         method = _parameter(str(content_type.params["method"]).upper())
-        alternatives.append(_base64_part(f'text/calendar; method="{method}"; charset="UTF-8"', attachment.data))
+        calendar_type = f'text/calendar; method="{method}"; charset="UTF-8"'
+        alternatives.append(_base64_part(calendar_type, attachment.data))
     body = alternatives[0] if len(alternatives) == 1 else _multipart("alternative", alternatives)
     if not outgoing.attachments:
         return body
     files = []
     for attachment in outgoing.attachments:
         if calendar is not None and attachment is calendar[1]:
-            content_type_value = "application/ics"
+            content_type_value = calendar_type
         else:
             content_type_value = _content_type(attachment).content_type
         files.append(_base64_part(content_type_value, attachment.data, disposition=_attachment_disposition(attachment)))

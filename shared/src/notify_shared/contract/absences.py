@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import datetime as dt
-
 from pydantic import BaseModel, ConfigDict, Field
 
 from notify_shared.contract.parties import Recipient, School
-from notify_shared.contract.text import Identifier, OneLine, SchoolDay
+from notify_shared.contract.text import Identifier, LocalTimeOfDay, OneLine, SchoolDay
 
 
 class Pupil(BaseModel):
@@ -27,7 +25,11 @@ class Lesson(BaseModel):
 
     period: int | None = Field(default=None, ge=0, le=20, description="Lesson number in the day.", examples=[2])
     subject: OneLine | None = Field(default=None, examples=["Matematikk"])
-    starts_at: dt.time | None = Field(default=None, description="Local start time.", examples=["09:00"])
+    starts_at: LocalTimeOfDay | None = Field(
+        default=None,
+        description="When the lesson starts on the school's clock, as HH:MM or HH:MM:SS, without a UTC offset.",
+        examples=["09:00", "08:30:00"],
+    )
 
 
 class NotedAbsence(BaseModel):

@@ -9,6 +9,8 @@ from __future__ import annotations
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic.config import JsonDict
+from rfc3986_validator import validate_rfc3986
 
 from notify_shared.contract.absences import NotedAbsence
 from notify_shared.contract.meetings import MeetingCancellation, MeetingDetails
@@ -17,13 +19,25 @@ from notify_shared.contract.outcomes import DeadLetter, NotificationStatusReport
 from notify_shared.contract.text import Instant, has_control_characters
 
 CLOUDEVENTS_JSON = "application/cloudevents+json"
+# Required by CloudEvents 1.0 in every event, in the order the spec lists them.
+REQUIRED_CONTEXT_ATTRIBUTES = ("specversion", "id", "source", "type")
+
+
+def _require_context_attributes(schema: JsonDict) -> None:
+    # `specversion` and `type` have defaults so that code can build an event without repeating them, and pydantic
+    # leaves a field with a default out of `required`. On the wire both are required, by the spec and by our
+    # decoder (an event without them is dead-lettered), so the published schemas must say so too.
+    required = schema.get("required", [])
+    assert isinstance(required, list)
+    others = [name for name in required if name not in REQUIRED_CONTEXT_ATTRIBUTES]
+    schema["required"] = [*REQUIRED_CONTEXT_ATTRIBUTES, *others]
 
 
 class CloudEvent(BaseModel):
     """The CloudEvents 1.0 context attributes shared by every event."""
 
     # Unknown attributes are CloudEvents extensions (e.g. traceparent); they are kept, not rejected.
-    model_config = ConfigDict(extra="allow", frozen=True)
+    model_config = ConfigDict(extra="allow", frozen=True, json_schema_extra=_require_context_attributes)
 
     specversion: Literal["1.0"] = "1.0"
     id: str = Field(
@@ -35,8 +49,9 @@ class CloudEvent(BaseModel):
     source: str = Field(
         min_length=1,
         max_length=500,
-        description="URI-reference of the producing system.",
+        description="URI-reference (RFC 3986) of the producing system.",
         examples=["/visma-flyt/0301"],
+        json_schema_extra={"format": "uri-reference"},
     )
     type: str
     time: Instant | None = Field(default=None, description="When it happened, with UTC offset.")
@@ -51,6 +66,15 @@ class CloudEvent(BaseModel):
         # sender write log lines of their own.
         if has_control_characters(value):
             raise ValueError("must not contain line breaks or other control characters")
+        return value
+
+    @field_validator("source")
+    @classmethod
+    def _source_is_a_uri_reference(cls, value: str) -> str:
+        # The library's pattern ends in `$`, which lets one trailing line break through; no URI holds a control
+        # character, so those are refused first.
+        if has_control_characters(value) or not validate_rfc3986(value, rule="URI_reference"):
+            raise ValueError("must be a URI-reference (RFC 3986) such as '/visma-flyt/0301'")
         return value
 
 

@@ -68,6 +68,9 @@ class School(_Strict):
         description="Alphanumeric SMS sender id, at most 11 characters, with at least one letter; "
         "networks reject other characters (including æ, ø, å).",
         examples=["Bjolsen"],
+        # The schema says "at least one letter" too, which the pattern above cannot (the validator below checks it,
+        # with a clearer message): 1 to 11 of these characters, one of them a letter.
+        json_schema_extra={"pattern": r"^[A-Za-z0-9 ]*[A-Za-z][A-Za-z0-9 ]*$", "minLength": 1, "maxLength": 11},
     )
 
     @field_validator("sms_sender_id")

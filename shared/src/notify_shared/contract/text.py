@@ -6,7 +6,7 @@ import datetime as dt
 import re
 from typing import Annotated
 
-from pydantic import AfterValidator, AwareDatetime, Field, StringConstraints
+from pydantic import AfterValidator, AwareDatetime, BeforeValidator, Field, StringConstraints, WithJsonSchema
 
 _CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
 # Explicit embeddings, overrides and isolates (LRE, RLE, PDF, LRO, RLO, LRI, RLI, FSI, PDI). Left unpaired in a
@@ -48,6 +48,25 @@ def _day_within_supported_years(value: dt.date) -> dt.date:
     return value
 
 
+# "09:00" or "08:30:00": a wall-clock time at the school. Not JSON Schema's `format: time`, which is RFC 3339's
+# full-time and needs a UTC offset that a timetable does not have. [0-9] rather than \d: Python's \d also matches
+# other scripts' digits, ECMAScript's (what Ajv and other validators use) does not.
+LOCAL_TIME_PATTERN = r"^([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9])?$"
+_LOCAL_TIME = re.compile(LOCAL_TIME_PATTERN)
+
+
+def _local_time_as_published(value: object) -> object:
+    # pydantic's own time parsing also takes offsets, fractions and seconds since midnight as a number; the
+    # contract promises only the pattern above, so nothing else is let through that a schema validator would refuse.
+    if isinstance(value, dt.time):
+        if value.tzinfo is not None or value.microsecond:
+            raise ValueError("must be a local time of day in whole seconds, without a UTC offset")
+        return value
+    if not isinstance(value, str) or not _LOCAL_TIME.fullmatch(value):
+        raise ValueError("must be a local time of day as HH:MM or HH:MM:SS, such as '09:00'")
+    return value
+
+
 def _normalise_language_tag(value: str) -> str:
     if not _LANGUAGE_TAG.match(value):
         raise ValueError("must be a BCP 47 language tag such as 'nb', 'nn', 'en', 'pl' or 'uk-UA'")
@@ -69,6 +88,13 @@ OptionalLongText = Annotated[
 Instant = Annotated[AwareDatetime, AfterValidator(_within_supported_years)]
 """A point in time with its UTC offset, in the years 1900–2199 (so it can be shown in any time zone)."""
 
+LocalTimeOfDay = Annotated[
+    dt.time,
+    BeforeValidator(_local_time_as_published),
+    WithJsonSchema({"type": "string", "pattern": LOCAL_TIME_PATTERN}),
+]
+"""A time of day on the school's clock ("09:00", "08:30:00"), without date or UTC offset."""
+
 SchoolDay = Annotated[dt.date, AfterValidator(_day_within_supported_years)]
 """A calendar date in the years 1900–2199."""
 
@@ -84,5 +110,7 @@ LanguageTag = Annotated[
     Field(
         description="BCP 47 language tag: nb, nn, se, en, pl, uk, lt, ar, so, ti, ur, prs, ps, kmr, tr, vi, de, …",
         examples=["nb", "nn", "pl", "uk", "ar"],
+        # Checked by the validator above, with its own message; stated here so schema validators check it too.
+        json_schema_extra={"pattern": _LANGUAGE_TAG.pattern},
     ),
 ]
