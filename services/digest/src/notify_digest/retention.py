@@ -13,7 +13,7 @@ from datetime import datetime
 import sqlalchemy as sa
 
 from notify_digest.store import State, digests, items, notices
-from notify_shared.retention.rules import RetentionRule
+from notify_shared.retention.rules import RetentionRule, rows_of_guardian
 from notify_shared.retention.windows import Window
 
 FINAL_STATES = [State.SENT.value, State.FAILED.value, State.SKIPPED.value]
@@ -37,9 +37,7 @@ def rules() -> list[RetentionRule]:
             "guardian's details, the pupil's name.",
             window=Window.PERSONAL_DATA,
             expired=_item_of_finished_digest,
-            of_guardian=lambda school_id, guardian_id: sa.and_(
-                items.c.school_id == school_id, items.c.guardian_id == guardian_id
-            ),
+            of_guardian=rows_of_guardian(items),
         ),
         RetentionRule(
             name="digest.notices",
@@ -48,9 +46,7 @@ def rules() -> list[RetentionRule]:
             "guardian's details, the pupil's name.",
             window=Window.PERSONAL_DATA,
             expired=lambda cutoff: _final_before(notices, cutoff),
-            of_guardian=lambda school_id, guardian_id: sa.and_(
-                notices.c.school_id == school_id, notices.c.guardian_id == guardian_id
-            ),
+            of_guardian=rows_of_guardian(notices),
         ),
         RetentionRule(
             name="digest.digests",
@@ -60,8 +56,6 @@ def rules() -> list[RetentionRule]:
             expired=lambda cutoff: sa.and_(
                 _final_before(digests, cutoff), ~sa.exists().where(items.c.digest_id == digests.c.digest_id)
             ),
-            of_guardian=lambda school_id, guardian_id: sa.and_(
-                digests.c.school_id == school_id, digests.c.guardian_id == guardian_id
-            ),
+            of_guardian=rows_of_guardian(digests),
         ),
     ]

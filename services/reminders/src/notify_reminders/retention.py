@@ -13,7 +13,7 @@ from datetime import datetime
 import sqlalchemy as sa
 
 from notify_reminders.store import reminder_invitations, reminder_meetings, reminders
-from notify_shared.retention.rules import RetentionRule
+from notify_shared.retention.rules import RetentionRule, rows_of_guardian
 from notify_shared.retention.windows import Window
 
 
@@ -49,9 +49,7 @@ def rules() -> list[RetentionRule]:
             "name, language and contact details.",
             window=Window.PERSONAL_DATA,
             expired=_started_before,
-            of_guardian=lambda school_id, guardian_id: sa.and_(
-                reminders.c.school_id == school_id, reminders.c.guardian_id == guardian_id
-            ),
+            of_guardian=rows_of_guardian(reminders),
         ),
         RetentionRule(
             name="reminders.meetings",
@@ -67,8 +65,6 @@ def rules() -> list[RetentionRule]:
             "before their invitation.",
             window=Window.PERSONAL_DATA,
             expired=_invitation_of_finished_meeting,
-            of_guardian=lambda school_id, guardian_id: sa.and_(
-                reminder_invitations.c.school_id == school_id, reminder_invitations.c.guardian_id == guardian_id
-            ),
+            of_guardian=rows_of_guardian(reminder_invitations),
         ),
     ]

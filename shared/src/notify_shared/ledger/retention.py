@@ -14,7 +14,7 @@ import sqlalchemy as sa
 
 from notify_shared.ledger.status import FINAL_STATUSES
 from notify_shared.ledger.tables import deliveries
-from notify_shared.retention.rules import RetentionRule
+from notify_shared.retention.rules import RetentionRule, rows_of_guardian
 from notify_shared.retention.windows import Window
 
 
@@ -22,10 +22,6 @@ def _final_before(cutoff: datetime) -> sa.ColumnElement[bool]:
     return sa.and_(
         deliveries.c.status.in_([status.value for status in FINAL_STATUSES]), deliveries.c.updated_at <= cutoff
     )
-
-
-def _of_guardian(school_id: str, guardian_id: str) -> sa.ColumnElement[bool]:
-    return sa.and_(deliveries.c.school_id == school_id, deliveries.c.guardian_id == guardian_id)
 
 
 def ledger_rules() -> list[RetentionRule]:
@@ -37,6 +33,6 @@ def ledger_rules() -> list[RetentionRule]:
             "whom and when, for operators and the school's questions. No contact details or message text.",
             window=Window.RECORDS,
             expired=_final_before,
-            of_guardian=_of_guardian,
+            of_guardian=rows_of_guardian(deliveries),
         )
     ]

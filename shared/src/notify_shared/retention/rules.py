@@ -45,6 +45,15 @@ class RetentionRule:
 RulesFactory = Callable[[], Iterable[RetentionRule]]
 
 
+def rows_of_guardian(table: sa.Table) -> Callable[[str, str], sa.ColumnElement[bool]]:
+    """`RetentionRule.of_guardian` for a table with `school_id` and `guardian_id` columns."""
+
+    def of_guardian(school_id: str, guardian_id: str) -> sa.ColumnElement[bool]:
+        return sa.and_(table.c.school_id == school_id, table.c.guardian_id == guardian_id)
+
+    return of_guardian
+
+
 def installed_service_rules() -> list[RetentionRule]:
     """The rules every installed service registered (`notify.retention` entry points), by service name."""
     rules: list[RetentionRule] = []
