@@ -9,6 +9,7 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import NoDecode, SettingsConfigDict
 
 from notify_shared.contract.text import Identifier
+from notify_shared.ledger.database import DatabaseUrl
 from notify_shared.settings import ServiceSettings
 
 MIN_API_KEY_LENGTH = 16
@@ -27,7 +28,7 @@ class IngestSettings(ServiceSettings):
         validation_alias="INGEST_API_KEYS",
         description='JSON object mapping each school id to its API key, e.g. {"nor-0301-bjolsen": "…"}.',
     )
-    database_url: str = Field(
+    database_url: DatabaseUrl = Field(
         default="sqlite+aiosqlite:///./.local/ingest.db",
         validation_alias="INGEST_DATABASE_URL",
         description="SQLAlchemy async URL of the accepted event ids. PostgreSQL for replicas.",

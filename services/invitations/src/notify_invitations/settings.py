@@ -5,6 +5,7 @@ from __future__ import annotations
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
+from notify_shared.ledger.database import DatabaseUrl
 from notify_shared.settings import ServiceSettings
 
 
@@ -14,7 +15,7 @@ class InvitationsSettings(ServiceSettings):
     # validate_by_name: tests and tools may pass `consumer_group=`; the environment uses the prefixed alias.
     model_config = SettingsConfigDict(extra="ignore", case_sensitive=False, frozen=True, validate_by_name=True)
 
-    database_url: str = Field(
+    database_url: DatabaseUrl = Field(
         default="sqlite+aiosqlite:///./.local/invitations.db",
         description="SQLAlchemy async URL: the delivery ledger and the meeting states.",
     )
