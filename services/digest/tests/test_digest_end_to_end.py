@@ -360,3 +360,33 @@ async def test_two_replicas_on_postgresql_send_each_digest_exactly_once(
     assert sorted(recipients) == sorted(f"guardian{number}@example.no" for number in range(1, 41))
     assert sum(report.digests_sent for report in reports) == 40
     assert all("Ukebrev uke 49" in _plain(item.message) for item in deployment.smtp.received)
+
+
+async def test_an_absence_notice_reaches_each_guardian_once_by_sms_never_as_sms_and_email_both(
+    deployment: Deployment, kafka_bootstrap: str
+) -> None:
+    # Both channels listed, no digest: the notice is the only thing either guardian gets.
+    texts = samples.sample_guardian(1, channels=[Channel.EMAIL, Channel.SMS], delivery_mode=DeliveryMode.INSTANT)
+    mails = samples.sample_guardian(2, channels=[Channel.EMAIL], delivery_mode=DeliveryMode.INSTANT)
+    async with deployment.running() as runtime:
+        await _apply(deployment, kafka_bootstrap, absence([texts, mails], period=1))
+        await _run_at(deployment, runtime, MONDAY + timedelta(minutes=10))
+
+    assert [sms["to"] for sms in deployment.sms.messages()] == [texts.phone]
+    assert [item.envelope_to for item in deployment.smtp.received] == [[mails.email]]
+
+
+async def test_an_absence_notice_to_a_landline_goes_by_email_and_no_sms_is_sent(
+    deployment: Deployment, kafka_bootstrap: str
+) -> None:
+    landline = samples.sample_guardian(
+        1, phone="22 12 34 56", channels=[Channel.SMS, Channel.EMAIL], delivery_mode=DeliveryMode.INSTANT
+    )
+    async with deployment.running() as runtime:
+        await _apply(deployment, kafka_bootstrap, absence([landline], period=1))
+        await _run_at(deployment, runtime, MONDAY + timedelta(minutes=10))
+
+    assert deployment.sms.messages() == []
+    (notice,) = deployment.smtp.received
+    assert notice.envelope_to == [landline.email]
+    assert "Emma" in _plain(notice.message)

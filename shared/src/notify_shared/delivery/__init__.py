@@ -5,11 +5,13 @@ from notify_shared.delivery.dispatcher import DeliveryOutcome, Dispatcher, Notif
 from notify_shared.delivery.eligibility import Verdict, screen
 from notify_shared.delivery.job import DeliveryJob
 from notify_shared.delivery.plan import PlannedNotification, SourceEventRef
+from notify_shared.delivery.reachability import NOT_MOBILE, unreachable_by
 from notify_shared.delivery.retry import Backoff
 from notify_shared.delivery.retry_worker import RetryWorker
 from notify_shared.delivery.status_sink import CollectingStatusSink, StatusSink
 
 __all__ = [
+    "NOT_MOBILE",
     "Backoff",
     "CollectingStatusSink",
     "Deadlines",
@@ -25,4 +27,5 @@ __all__ = [
     "StatusSink",
     "Verdict",
     "screen",
+    "unreachable_by",
 ]

@@ -34,6 +34,7 @@ from notify_shared.delivery.deadlines import Deadlines, ExpiryReason, expiry_rea
 from notify_shared.delivery.eligibility import screen
 from notify_shared.delivery.job import DeliveryJob
 from notify_shared.delivery.plan import PlannedNotification, SourceEventRef
+from notify_shared.delivery.reachability import unreachable_by
 from notify_shared.delivery.retry import Backoff
 from notify_shared.delivery.status_backlog import StatusBacklog
 from notify_shared.delivery.status_sink import StatusSink
@@ -199,7 +200,7 @@ class Dispatcher:
 
         facts = plan_facts(plan, claim.notification_id)
         verdict = screen(plan.guardian, plan.channel)
-        if verdict is not None:
+        if verdict is not None and not verdict.channel_unusable:
             return await self._settle(facts, verdict.status, verdict.reason)
 
         now = self._clock()
@@ -226,6 +227,9 @@ class Dispatcher:
             deadline=self._deadlines.deadline(plan.channel, first_try=now, not_after=plan.not_after),
             not_after=plan.not_after,
         )
+        if verdict is not None:
+            # Rendered all the same: failing as a job lets `_end` hand it to the guardian's other channel.
+            return await self._end(job, verdict.status, verdict.reason, from_queue=False)
         if not await self._claim_still_ours(claim, claimed_at):
             logger.info("claim of notification %s passed on while it waited; not sending", job.notification_id)
             raise NotificationInFlightError(claim.notification_id)
@@ -393,7 +397,7 @@ class Dispatcher:
         now = self._clock()
         other = Channel.EMAIL if failed.channel is Channel.SMS else Channel.SMS
         guardian = failed.guardian
-        if other not in guardian.channels or guardian.contact_problem(other) is not None:
+        if other not in guardian.channels or unreachable_by(guardian, other) is not None:
             return None
         if failed.not_after is not None and now >= failed.not_after:
             return None
