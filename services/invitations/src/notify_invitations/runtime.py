@@ -58,7 +58,11 @@ class Runtime:
         states = MeetingStateStore(ledger.engine)
         await states.create_schema()
         self._service = InvitationService(
-            states=states, dispatcher=dispatcher, organizer_email=settings.organizer_email
+            states=states,
+            dispatcher=dispatcher,
+            organizer_email=settings.organizer_email,
+            quiet_hours=settings.quiet_hours,
+            clock=clock,
         )
 
     async def stop_retries(self) -> None:

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from notify_invitations.meeting_states import MeetingEvent, MeetingStateStore
 from notify_invitations.planning import PlanningContext, plan_notifications
 from notify_shared.delivery import DeliveryOutcome, Dispatcher
+from notify_shared.quiet_hours import QuietHours
 
 logger = logging.getLogger(__name__)
 
@@ -22,11 +23,13 @@ class InvitationService:
         states: MeetingStateStore,
         dispatcher: Dispatcher,
         organizer_email: str,
+        quiet_hours: QuietHours | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._states = states
         self._dispatcher = dispatcher
         self._organizer_email = organizer_email
+        self._quiet_hours = quiet_hours
         self._clock = clock
 
     async def handle(self, event: MeetingEvent) -> list[DeliveryOutcome]:
@@ -34,7 +37,12 @@ class InvitationService:
         plans = plan_notifications(
             event,
             decision,
-            PlanningContext(organizer_email=self._organizer_email, stamp=event.time or self._clock()),
+            PlanningContext(
+                organizer_email=self._organizer_email,
+                stamp=event.time or self._clock(),
+                now=self._clock(),
+                quiet_hours=self._quiet_hours,
+            ),
         )
         outcomes = await self._dispatcher.dispatch(plans)
         logger.info(
