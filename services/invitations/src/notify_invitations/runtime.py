@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from notify_invitations.meeting_states import MeetingStateStore
 from notify_invitations.service import InvitationService
 from notify_invitations.settings import InvitationsSettings
-from notify_shared.delivery import Backoff, RetryWorker, StatusSink
+from notify_shared.delivery import Backoff, HandledSink, RetryWorker, StatusSink
 from notify_shared.delivery.assembly import open_dispatcher, retry_worker_for
 from notify_shared.observability import Readiness, ServiceMetrics
 
@@ -40,6 +40,7 @@ class Runtime:
         status_sink: StatusSink,
         backoff: Backoff | None = None,
         *,
+        handled: HandledSink | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         metrics: ServiceMetrics | None = None,
         readiness: Readiness | None = None,
@@ -62,6 +63,7 @@ class Runtime:
             dispatcher=dispatcher,
             organizer_email=settings.organizer_email,
             quiet_hours=settings.quiet_hours,
+            handled=handled,
             clock=clock,
         )
 
