@@ -390,3 +390,21 @@ async def test_an_absence_notice_to_a_landline_goes_by_email_and_no_sms_is_sent(
     (notice,) = deployment.smtp.received
     assert notice.envelope_to == [landline.email]
     assert "Emma" in _plain(notice.message)
+
+
+async def test_each_event_says_on_event_handled_whether_it_was_sent_or_kept_for_the_digest(
+    deployment: Deployment, kafka_bootstrap: str
+) -> None:
+    weekly = guardian(1, DeliveryMode.WEEKLY)
+    for_the_digest = message([weekly])
+    urgent = message([weekly], urgent=True)
+    async with deployment.running():
+        await _apply(deployment, kafka_bootstrap, for_the_digest, urgent)
+    async with TopicReader(kafka_bootstrap, deployment.settings.topics.event_handled) as handled:
+        reports = {report["data"]["source_event_id"]: report["data"] for report in await handled.read_to_end()}
+
+    kept = reports[for_the_digest.id]
+    assert (kept["outcome"], kept["scheduled"], kept["notifications"]) == ("scheduled", 1, {})
+    sent = reports[urgent.id]
+    assert (sent["outcome"], sent["notifications"]) == ("notified", {"sent": 1})
+    assert {report["service"] for report in reports.values()} == {"digest"}
