@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -21,3 +22,22 @@ def test_every_setting_is_documented_in_the_operations_table(settings_class: typ
     names = [str(field.validation_alias or name).upper() for name, field in settings_class.model_fields.items()]
     missing = [name for name in names if f"| `{name}` |" not in table]
     assert not missing, f"document these in docs/operations.md: {missing}"
+
+
+REPOSITORY = OPERATIONS.parents[1]
+
+
+@pytest.mark.parametrize("document", sorted([*REPOSITORY.glob("docs/*.md"), REPOSITORY / "README.md"]), ids=str)
+def test_the_docs_link_only_to_files_inside_the_repository(document: Path) -> None:
+    # A reader of a clone, a release archive or the rendered docs has the repository and nothing beside it.
+    targets = re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", document.read_text(encoding="utf-8"))
+    outside = [
+        target
+        for target in targets
+        if "://" not in target
+        and not target.startswith("mailto:")
+        and not (document.parent / target).resolve().is_relative_to(REPOSITORY)
+    ]
+    missing = [target for target in targets if "://" not in target and not (document.parent / target).exists()]
+    assert outside == []
+    assert missing == []

@@ -360,3 +360,51 @@ async def test_two_replicas_on_postgresql_send_each_digest_exactly_once(
     assert sorted(recipients) == sorted(f"guardian{number}@example.no" for number in range(1, 41))
     assert sum(report.digests_sent for report in reports) == 40
     assert all("Ukebrev uke 49" in _plain(item.message) for item in deployment.smtp.received)
+
+
+async def test_an_absence_notice_reaches_each_guardian_once_by_sms_never_as_sms_and_email_both(
+    deployment: Deployment, kafka_bootstrap: str
+) -> None:
+    # Both channels listed, no digest: the notice is the only thing either guardian gets.
+    texts = samples.sample_guardian(1, channels=[Channel.EMAIL, Channel.SMS], delivery_mode=DeliveryMode.INSTANT)
+    mails = samples.sample_guardian(2, channels=[Channel.EMAIL], delivery_mode=DeliveryMode.INSTANT)
+    async with deployment.running() as runtime:
+        await _apply(deployment, kafka_bootstrap, absence([texts, mails], period=1))
+        await _run_at(deployment, runtime, MONDAY + timedelta(minutes=10))
+
+    assert [sms["to"] for sms in deployment.sms.messages()] == [texts.phone]
+    assert [item.envelope_to for item in deployment.smtp.received] == [[mails.email]]
+
+
+async def test_an_absence_notice_to_a_landline_goes_by_email_and_no_sms_is_sent(
+    deployment: Deployment, kafka_bootstrap: str
+) -> None:
+    landline = samples.sample_guardian(
+        1, phone="22 12 34 56", channels=[Channel.SMS, Channel.EMAIL], delivery_mode=DeliveryMode.INSTANT
+    )
+    async with deployment.running() as runtime:
+        await _apply(deployment, kafka_bootstrap, absence([landline], period=1))
+        await _run_at(deployment, runtime, MONDAY + timedelta(minutes=10))
+
+    assert deployment.sms.messages() == []
+    (notice,) = deployment.smtp.received
+    assert notice.envelope_to == [landline.email]
+    assert "Emma" in _plain(notice.message)
+
+
+async def test_each_event_says_on_event_handled_whether_it_was_sent_or_kept_for_the_digest(
+    deployment: Deployment, kafka_bootstrap: str
+) -> None:
+    weekly = guardian(1, DeliveryMode.WEEKLY)
+    for_the_digest = message([weekly])
+    urgent = message([weekly], urgent=True)
+    async with deployment.running():
+        await _apply(deployment, kafka_bootstrap, for_the_digest, urgent)
+    async with TopicReader(kafka_bootstrap, deployment.settings.topics.event_handled) as handled:
+        reports = {report["data"]["source_event_id"]: report["data"] for report in await handled.read_to_end()}
+
+    kept = reports[for_the_digest.id]
+    assert (kept["outcome"], kept["scheduled"], kept["notifications"]) == ("scheduled", 1, {})
+    sent = reports[urgent.id]
+    assert (sent["outcome"], sent["notifications"]) == ("notified", {"sent": 1})
+    assert {report["service"] for report in reports.values()} == {"digest"}

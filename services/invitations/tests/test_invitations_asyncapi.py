@@ -27,12 +27,13 @@ def test_the_asyncapi_document_describes_the_meeting_events_and_our_outputs() ->
     document = json.loads(COMMITTED.read_text(encoding="utf-8"))
     addresses = sorted(channel["address"] for channel in document["channels"].values())
     assert addresses == [
+        "event.handled",
         "meeting.cancelled",
         "meeting.created",
         "meeting.updated",
         "notification.dead-letter",
         "notification.status",
     ]
-    assert {"MeetingCreated", "MeetingUpdated", "MeetingCancelled", "NotificationStatus"} <= set(
+    assert {"MeetingCreated", "MeetingUpdated", "MeetingCancelled", "NotificationStatus", "EventHandled"} <= set(
         document["components"]["schemas"]
     )

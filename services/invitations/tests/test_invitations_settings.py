@@ -58,3 +58,26 @@ def test_a_second_sms_provider_must_differ_from_the_first_and_be_complete(
     with pytest.raises(SystemExit):
         load_settings(InvitationsSettings)
     assert "SMS_FALLBACK_WEBHOOK_URL is required" in capsys.readouterr().err
+
+
+def test_quiet_hours_are_21_to_07_by_default_and_can_be_moved_or_turned_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    default = load_settings(InvitationsSettings).quiet_hours
+    assert default is not None
+    assert (default.start.isoformat(), default.end.isoformat()) == ("21:00:00", "07:00:00")
+
+    monkeypatch.setenv("INVITATIONS_QUIET_HOURS", '{"start": "22:00", "end": "06:30"}')
+    moved = load_settings(InvitationsSettings).quiet_hours
+    assert moved is not None
+    assert (moved.start.isoformat(), moved.end.isoformat()) == ("22:00:00", "06:30:00")
+
+    monkeypatch.setenv("INVITATIONS_QUIET_HOURS", "off")
+    assert load_settings(InvitationsSettings).quiet_hours is None
+
+
+def test_quiet_hours_that_are_not_json_stop_start_up_naming_the_variable(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("INVITATIONS_QUIET_HOURS", "21-07")
+    with pytest.raises(SystemExit):
+        load_settings(InvitationsSettings)
+    assert "INVITATIONS_QUIET_HOURS" in capsys.readouterr().err

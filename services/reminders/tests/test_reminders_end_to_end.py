@@ -240,3 +240,21 @@ async def test_two_replicas_on_postgresql_send_each_reminder_exactly_once(
     assert sorted(_emails(deployment)) == sorted(f"guardian{number}@example.no" for number in range(1, 41))
     assert len(_texts(deployment)) == len(set(_texts(deployment))) == 40
     assert sum(report.sent for report in reports) == 80
+
+
+async def test_each_meeting_event_says_on_event_handled_what_it_did_to_the_schedule(
+    deployment: Deployment, kafka_bootstrap: str
+) -> None:
+    created = samples.meeting_created(meeting=MEETING)
+    cancelled = samples.meeting_cancelled(meeting=MEETING)
+    async with deployment.running():
+        await _apply(deployment, kafka_bootstrap, created, cancelled)
+    async with TopicReader(kafka_bootstrap, deployment.settings.topics.event_handled) as handled:
+        reports = {report["data"]["source_event_id"]: report["data"] for report in await handled.read_to_end()}
+
+    assert (reports[created.id]["outcome"], reports[created.id]["scheduled"]) == ("scheduled", 4)
+    assert (reports[cancelled.id]["outcome"], reports[cancelled.id]["reason"]) == (
+        "nothing_to_send",
+        "reminders_cancelled",
+    )
+    assert {report["service"] for report in reports.values()} == {"reminders"}

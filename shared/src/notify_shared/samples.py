@@ -7,7 +7,7 @@ mobile numbers.
 from __future__ import annotations
 
 import uuid
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from datetime import time as time_of_day
 from zoneinfo import ZoneInfo
 
@@ -147,11 +147,15 @@ def meeting_cancelled(
     )
 
 
-def message_posted(*, event_id: str | None = None, urgent: bool = False, body: str | None = None) -> MessagePosted:
+def message_posted(
+    *, event_id: str | None = None, urgent: bool = False, body: str | None = None, time: datetime | None = None
+) -> MessagePosted:
+    """A teacher's message to class 7B; `time` (default 4 December 2026, 11:30 in Oslo) is when it was posted."""
+    posted_at = time or datetime(2026, 12, 4, 11, 30, tzinfo=OSLO)
     return MessagePosted(
         id=event_id or new_id(),
         source=SOURCE,
-        time=datetime(2026, 12, 4, 11, 30, tzinfo=OSLO),
+        time=posted_at,
         data=PostedMessage(
             school=sample_school(),
             message_id="msg-88213",
@@ -163,21 +167,26 @@ def message_posted(*, event_id: str | None = None, urgent: bool = False, body: s
             or "Hei alle!\n\nPå fredag går 7B på tur til **Sognsvann**. Husk:\n\n- matpakke og drikke\n"
             "- varme klær og gode sko\n\nVi er tilbake ca. kl. 14.",
             urgent=urgent,
-            posted_at=datetime(2026, 12, 4, 11, 30, tzinfo=OSLO),
+            posted_at=posted_at,
             recipients=(sample_guardian(1, delivery_mode=DeliveryMode.WEEKLY), sample_guardian(2)),
         ),
     )
 
 
-def absence_noted(*, event_id: str | None = None, reported_by_guardian: bool = False) -> AbsenceNoted:
+def absence_noted(
+    *, event_id: str | None = None, reported_by_guardian: bool = False, time: datetime | None = None
+) -> AbsenceNoted:
+    """Emma in 7B absent from the first lesson; `time` (default 7 December 2026, 08:40 in Oslo) is when it was
+    noted, and the absence is on that day in Oslo."""
+    noted_at = time or datetime(2026, 12, 7, 8, 40, tzinfo=OSLO)
     return AbsenceNoted(
         id=event_id or new_id(),
         source=SOURCE,
-        time=datetime(2026, 12, 7, 8, 40, tzinfo=OSLO),
+        time=noted_at,
         data=NotedAbsence(
             school=sample_school(),
             pupil=Pupil(pupil_id="p-77120", first_name="Emma", class_name="7B"),
-            date=date(2026, 12, 7),
+            date=noted_at.astimezone(OSLO).date(),
             lessons=(Lesson(period=1, subject="Matematikk", starts_at=time_of_day(8, 30)),),
             reported_by_guardian=reported_by_guardian,
             reason="Syk",

@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 from pydantic import BeforeValidator, Field, FilePath, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
+from notify_shared.ledger.database import DatabaseUrl
 from notify_shared.retention.windows import RetentionWindows
 from notify_shared.topics import Topics
 
@@ -54,7 +55,7 @@ class ServiceSettings(BaseSettings):
     kafka_ssl_cafile: FilePath | None = Field(default=None, description="CA bundle for the brokers' certificates.")
     topic_prefix: str = Field(default="", pattern=r"^[A-Za-z0-9._-]*$", description="Prefix for every topic name.")
 
-    database_url: str = Field(
+    database_url: DatabaseUrl = Field(
         default="sqlite+aiosqlite:///./.local/notify.db",
         description="SQLAlchemy async URL of the service's database (SQLite file or postgresql+asyncpg://…).",
     )

@@ -11,6 +11,7 @@ MESSAGE_POSTED = "message.posted"
 ABSENCE_NOTED = "absence.noted"
 NOTIFICATION_STATUS = "notification.status"
 NOTIFICATION_DEAD_LETTER = "notification.dead-letter"
+EVENT_HANDLED = "event.handled"
 
 
 @dataclass(frozen=True)
@@ -52,3 +53,7 @@ class Topics:
     @property
     def dead_letter(self) -> str:
         return self.for_event_type(NOTIFICATION_DEAD_LETTER)
+
+    @property
+    def event_handled(self) -> str:
+        return self.for_event_type(EVENT_HANDLED)

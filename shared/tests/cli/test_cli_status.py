@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 from datetime import UTC, datetime, timedelta
 
@@ -131,3 +132,94 @@ async def test_status_of_an_unknown_event_says_so(database_url: str) -> None:
 
     assert result.exit_code == 1
     assert "no notifications for event no-such-event" in result.output
+
+
+def notify_at_80_columns(*args: str) -> Result:
+    # CliRunner's output is a pipe, as with `notify status | less`; 80 columns is a default terminal.
+    return CliRunner().invoke(app, list(args), env={"COLUMNS": "80"})
+
+
+async def test_at_80_columns_or_in_a_pipe_every_id_of_an_event_is_printed_whole_on_its_line(
+    database_url: str,
+) -> None:
+    ids = await record_deliveries(database_url)
+
+    result = await asyncio.to_thread(
+        notify_at_80_columns, "status", "--database-url", database_url, "--event", MEETING_CREATED
+    )
+
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert all(len(line) <= 80 for line in lines)
+    for name in ("email-g1", "sms-g1", "email-g2"):
+        assert [line.split() for line in lines if ids[name] in line] == [["notification", ids[name]]]
+    assert sum(line.split() == ["guardian", "g-1001"] for line in lines) == 2
+    sms_block = lines[lines.index(f"notification  {ids['sms-g1']}") :][:9]
+    assert [line.split()[-1] for line in sms_block[-3:]] == ["sending", "sent", "delivered"]
+
+
+async def test_at_80_columns_the_counts_stay_a_table(database_url: str) -> None:
+    await record_deliveries(database_url)
+
+    result = await asyncio.to_thread(
+        notify_at_80_columns, "status", "--database-url", database_url, "--since", "2025-03-07T07:00:00Z"
+    )
+
+    assert result.exit_code == 0, result.output
+    assert ["nor-0301-4012", "sms", "delivered", "1"] in cells(result.output)
+
+
+async def test_status_as_json_gives_the_counts_of_the_window(database_url: str) -> None:
+    await record_deliveries(database_url)
+
+    result = await asyncio.to_thread(
+        notify,
+        "status",
+        "--json",
+        "--database-url",
+        database_url,
+        "--since",
+        "2025-03-07T07:00:00Z",
+        "--until",
+        "2025-03-07T08:00:00Z",
+    )
+
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output) == {
+        "since": "2025-03-07T07:00:00Z",
+        "until": "2025-03-07T08:00:00Z",
+        "counts": [
+            {"school_id": OSLO_SCHOOL, "channel": "email", "status": "sent", "count": 2},
+            {"school_id": OSLO_SCHOOL, "channel": "sms", "status": "delivered", "count": 1},
+            {"school_id": BERGEN_SCHOOL, "channel": "sms", "status": "failed", "count": 2},
+        ],
+        "total": 5,
+    }
+
+
+async def test_status_of_an_event_as_json_gives_each_notification_and_its_history(database_url: str) -> None:
+    ids = await record_deliveries(database_url)
+
+    result = await asyncio.to_thread(
+        notify, "status", "--json", "--database-url", database_url, "--event", MEETING_CREATED
+    )
+
+    assert result.exit_code == 0, result.output
+    document = json.loads(result.output)
+    assert document["event_id"] == MEETING_CREATED
+    by_id = {notification["notification_id"]: notification for notification in document["notifications"]}
+    assert sorted(by_id) == sorted([ids["email-g1"], ids["sms-g1"], ids["email-g2"]])
+    sms = by_id[ids["sms-g1"]]
+    assert (sms["guardian_id"], sms["channel"], sms["status"], sms["school_id"]) == (
+        "g-1001",
+        "sms",
+        "delivered",
+        OSLO_SCHOOL,
+    )
+    assert [step["status"] for step in sms["history"]] == ["sending", "sent", "delivered"]
+
+    unknown = await asyncio.to_thread(
+        notify, "status", "--json", "--database-url", database_url, "--event", "no-such-event"
+    )
+    assert unknown.exit_code == 1
+    assert json.loads(unknown.output) == {"event_id": "no-such-event", "notifications": []}

@@ -156,12 +156,14 @@ async def test_a_redelivered_event_sends_nothing_and_reports_nothing_new(harness
         ({"blocked": True}, DeliveryStatus.SUPPRESSED, "blocked_by_school"),
         ({"phone": "912 34"}, DeliveryStatus.FAILED, "invalid_phone"),
         ({"phone": None}, DeliveryStatus.FAILED, "missing_phone"),
+        ({"phone": "22 12 34 56"}, DeliveryStatus.FAILED, "not_mobile"),
     ],
 )
 async def test_a_guardian_who_must_not_or_cannot_be_reached_gets_nothing_and_a_clear_status(
     harness: Harness, overrides: dict[str, object], status: DeliveryStatus, reason: str
 ) -> None:
-    guardian = samples.sample_guardian(1, **overrides)
+    # SMS only: with email allowed too, an unusable number would hand the notification to email (tested below).
+    guardian = samples.sample_guardian(1, channels=[Channel.SMS], **overrides)
     (outcome,) = await harness.dispatcher().dispatch([_plan(guardian, Channel.SMS)])
 
     assert (outcome.status, outcome.reason) == (status, reason)
@@ -308,6 +310,34 @@ async def test_an_sms_that_cannot_be_delivered_goes_by_email_when_the_guardian_a
         (Channel.EMAIL, DeliveryStatus.QUEUED, "fallback_from:sms"),
         (Channel.EMAIL, DeliveryStatus.SENT, None),
     ]
+
+
+@pytest.mark.parametrize(("phone", "reason"), [("22 12 34 56", "not_mobile"), ("+47 800 12 345", "not_mobile")])
+async def test_a_number_that_cannot_take_sms_is_not_texted_and_the_notification_goes_by_email(
+    harness: Harness, phone: str, reason: str
+) -> None:
+    guardian = samples.sample_guardian(1, phone=phone, channels=[Channel.SMS, Channel.EMAIL])
+    dispatcher = harness.dispatcher()
+    (outcome,) = await dispatcher.dispatch([_plan(guardian, Channel.SMS)])
+    await _run_retries(harness, dispatcher, after=timedelta(0))
+
+    assert (outcome.status, outcome.reason) == (DeliveryStatus.FAILED, reason)
+    assert harness.channel.sms == []
+    (email,) = harness.channel.emails
+    assert "Foreldremøte 7B" in email.subject
+    assert [(r.channel, r.status, r.reason) for r in harness.statuses.reports] == [
+        (Channel.SMS, DeliveryStatus.FAILED, reason),
+        (Channel.EMAIL, DeliveryStatus.QUEUED, "fallback_from:sms"),
+        (Channel.EMAIL, DeliveryStatus.SENT, None),
+    ]
+
+
+async def test_a_mobile_number_in_another_country_is_texted(harness: Harness) -> None:
+    guardian = samples.sample_guardian(1, phone="+44 7400 123456", channels=[Channel.SMS])
+    (outcome,) = await harness.dispatcher().dispatch([_plan(guardian, Channel.SMS)])
+
+    assert outcome.status is DeliveryStatus.SENT
+    assert [sms.to_e164 for sms in harness.channel.sms] == ["+447400123456"]
 
 
 async def test_an_sms_that_expires_goes_by_email_within_the_emails_own_window(harness: Harness) -> None:

@@ -60,6 +60,7 @@ def create_app(
             settings,
             status_sink=parts.status_sink,
             clock=clock,
+            handled=parts.handled,
             backoff=delivery_backoff,
             metrics=parts.metrics,
             readiness=parts.readiness,

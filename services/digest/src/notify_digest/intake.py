@@ -30,7 +30,7 @@ from notify_shared.contract import (
     Recipient,
     School,
 )
-from notify_shared.delivery import PlannedNotification, SourceEventRef
+from notify_shared.delivery import PlannedNotification, SourceEventRef, unreachable_by
 
 MESSAGE_NOTICE = "message_notice"
 ABSENCE_NOTICE = "absence_notice"
@@ -105,6 +105,19 @@ def _event_key(event: MessagePosted | AbsenceNoted) -> tuple[str, str, str]:
     # A CloudEvents id is unique per source only, and each school's systems choose theirs: another school's event
     # with the same id must get its own items and notices, not be taken for a redelivery of this one.
     return (event.data.school.id, event.source, event.id)
+
+
+def absence_notice_channel(guardian: Recipient) -> Channel:
+    """The one channel an absence notice goes by: SMS where the guardian lists it and the number takes SMS, else
+    email (docs/contract.md, `channels`).
+
+    One channel, not each one listed: the notice is a same-day heads-up, and an SMS and an email saying the same
+    thing is the duplicate parents complain about. SMS first because it is read within minutes; if it fails, the
+    dispatcher hands it to email where the guardian allowed both.
+    """
+    if Channel.SMS in guardian.channels and unreachable_by(guardian, Channel.SMS) is None:
+        return Channel.SMS
+    return Channel.EMAIL if Channel.EMAIL in guardian.channels else Channel.SMS
 
 
 class Intake:
@@ -198,7 +211,7 @@ class Intake:
         group_key = f"{data.pupil.pupil_id}:{data.date.isoformat()}"
         for guardian in data.recipients:
             if not guardian.may_receive_routine_notifications:
-                channel = Channel.SMS if Channel.SMS in guardian.channels else Channel.EMAIL
+                channel = absence_notice_channel(guardian)
                 result.send_now.append(
                     PlannedNotification(
                         source=SourceEventRef(id=event.id, type=event.type, time=event.time),

@@ -11,13 +11,18 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from notify_digest.intake import ABSENCE_NOTICE, MESSAGE_NOTICE
+from notify_digest.intake import ABSENCE_NOTICE, MESSAGE_NOTICE, absence_notice_channel
 from notify_digest.settings import DigestSettings
 from notify_digest.slots import latest_daily_slot, latest_weekly_slot
 from notify_digest.store import ClaimedDigest, ClaimedNotice, DigestStore, ItemRow, State, as_utc, stable_id
 from notify_shared.concurrency import finish_all
 from notify_shared.contract import Channel, Lesson, PostedMessage, Pupil, Recipient, School
-from notify_shared.delivery import Dispatcher, NotificationInFlightError, PlannedNotification, SourceEventRef
+from notify_shared.delivery import (
+    Dispatcher,
+    NotificationInFlightError,
+    PlannedNotification,
+    SourceEventRef,
+)
 from notify_shared.ledger import DeliveryStatus
 from notify_shared.rendering.digest_context import DigestAbsence, DigestMessage, DigestSection, lessons_in_order
 
@@ -34,13 +39,6 @@ class RunReport:
     digests_sent: int = 0
     digests_failed: int = 0
     items_assigned: int = 0
-
-
-def _absence_channel(guardian: Recipient) -> Channel:
-    """SMS where the guardian wants it and has a usable number; email otherwise."""
-    if Channel.SMS in guardian.channels and guardian.contact_problem(Channel.SMS) is None:
-        return Channel.SMS
-    return Channel.EMAIL if Channel.EMAIL in guardian.channels else Channel.SMS
 
 
 def build_sections(rows: Sequence[ItemRow]) -> tuple[tuple[DigestSection, ...], int, int]:
@@ -142,7 +140,9 @@ class DigestRunner:
                 "date": date.fromisoformat(payload["date"]),
                 "lessons": tuple(Lesson.model_validate(lesson) for lesson in payload["lessons"]),
             }
-            plans = [PlannedNotification(source, school, guardian, _absence_channel(guardian), ABSENCE_NOTICE, context)]
+            plans = [
+                PlannedNotification(source, school, guardian, absence_notice_channel(guardian), ABSENCE_NOTICE, context)
+            ]
         else:
             message = PostedMessage.model_validate(payload)
             context = {"school": school, "guardian": guardian, "message": message, "urgent": message.urgent}

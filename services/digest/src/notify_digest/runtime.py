@@ -15,7 +15,7 @@ from notify_digest.service import DigestService
 from notify_digest.settings import DigestSettings
 from notify_digest.store import DigestStore
 from notify_shared.alarm import Alarm
-from notify_shared.delivery import Backoff, RetryWorker, StatusSink
+from notify_shared.delivery import Backoff, HandledSink, RetryWorker, StatusSink
 from notify_shared.delivery.assembly import open_dispatcher, retry_worker_for
 from notify_shared.ledger.retention import ledger_rules
 from notify_shared.observability import Readiness, ServiceMetrics
@@ -57,6 +57,7 @@ class Runtime:
         *,
         status_sink: StatusSink,
         clock: Callable[[], datetime],
+        handled: HandledSink | None = None,
         backoff: Backoff | None = None,
         metrics: ServiceMetrics | None = None,
         readiness: Readiness | None = None,
@@ -93,7 +94,10 @@ class Runtime:
             work=runner.run_due, next_due=store.next_notice_due, clock=clock, poll_interval=settings.poll_interval
         )
         service = DigestService(
-            intake=Intake(store, settings, clock), dispatcher=dispatcher, on_schedule_changed=alarm.rearm
+            intake=Intake(store, settings, clock),
+            dispatcher=dispatcher,
+            on_schedule_changed=alarm.rearm,
+            handled=handled,
         )
         self._parts = (service, runner, store, alarm)
 

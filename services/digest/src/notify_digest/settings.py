@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from pydantic_settings import SettingsConfigDict
 
 from notify_shared.contract import DeliveryMode
+from notify_shared.ledger.database import DatabaseUrl
 from notify_shared.settings import ServiceSettings
 
 
@@ -42,7 +43,7 @@ class DigestSettings(ServiceSettings):
     # validate_by_name: tests and tools may pass `consumer_group=`; the environment uses the prefixed alias.
     model_config = SettingsConfigDict(extra="ignore", case_sensitive=False, frozen=True, validate_by_name=True)
 
-    database_url: str = Field(
+    database_url: DatabaseUrl = Field(
         default="sqlite+aiosqlite:///./.local/digest.db",
         description="SQLAlchemy async URL: stored items, digests, notices and the delivery ledger.",
     )

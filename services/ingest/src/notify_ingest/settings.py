@@ -14,6 +14,7 @@ from pydantic_settings import NoDecode, SettingsConfigDict
 from notify_ingest.auth import StoredKey, UnusableKeyError, stored_key
 from notify_shared.contract import School
 from notify_shared.contract.text import Identifier, OneLine
+from notify_shared.ledger.database import DatabaseUrl
 from notify_shared.settings import Duration, ServiceSettings
 
 
@@ -89,7 +90,7 @@ class IngestSettings(ServiceSettings):
         validation_alias="INGEST_AUTH_FAILURE_WINDOW",
         description="The window of INGEST_AUTH_FAILURE_LIMIT.",
     )
-    database_url: str = Field(
+    database_url: DatabaseUrl = Field(
         default="sqlite+aiosqlite:///./.local/ingest.db",
         validation_alias="INGEST_DATABASE_URL",
         description="SQLAlchemy async URL of the accepted event ids. PostgreSQL for replicas.",

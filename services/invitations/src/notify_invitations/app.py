@@ -59,6 +59,7 @@ def create_app(
             settings,
             status_sink=parts.status_sink,
             backoff=delivery_backoff,
+            handled=parts.handled,
             clock=clock,
             metrics=parts.metrics,
             readiness=parts.readiness,

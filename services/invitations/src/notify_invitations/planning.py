@@ -10,6 +10,7 @@ from notify_shared.calendar_invites import CalendarMethod, MeetingCalendar, cale
 from notify_shared.channels import Attachment
 from notify_shared.contract import Channel, MeetingCancellation, Recipient
 from notify_shared.delivery import PlannedNotification, SourceEventRef
+from notify_shared.quiet_hours import QuietHours
 
 INVITATION = "meeting_invitation"
 UPDATE = "meeting_update"
@@ -18,10 +19,27 @@ CANCELLATION = "meeting_cancellation"
 
 @dataclass(frozen=True)
 class PlanningContext:
-    """What planning needs besides the event: the calendar ORGANIZER and the DTSTAMP."""
+    """What planning needs besides the event: the calendar ORGANIZER and the DTSTAMP, and, to hold SMS back
+    through the night, the time now and the quiet hours (None: SMS go at once)."""
 
     organizer_email: str
     stamp: datetime
+    now: datetime | None = None
+    quiet_hours: QuietHours | None = None
+
+
+def _sms_not_before(event: MeetingEvent, context: PlanningContext) -> datetime | None:
+    """The end of quiet hours when it is night at the school now, unless the meeting starts before that.
+
+    Only SMS wait: a phone buzzes at 22:06, while an email waits in the inbox by itself.
+    """
+    if context.quiet_hours is None or context.now is None:
+        return None
+    data = event.data
+    morning = context.quiet_hours.end_after(context.now, data.school.zone)
+    if morning is None or data.meeting.starts_at <= morning:
+        return None
+    return morning
 
 
 def _template_for(decision: MeetingDecision, guardian: Recipient) -> str | None:
@@ -46,6 +64,7 @@ def plan_notifications(
     source = SourceEventRef(id=event.id, type=event.type, time=event.time)
     note = data.cancellation_note if isinstance(data, MeetingCancellation) else None
     calendar: MeetingCalendar | None = None  # built once for the event, when the first guardian needs it
+    sms_not_before = _sms_not_before(event, context)
     plans: list[PlannedNotification] = []
     for guardian in data.recipients:
         template = _template_for(decision, guardian)
@@ -74,6 +93,7 @@ def plan_notifications(
                     attachments=attachments,
                     # Nothing about a meeting goes out once it has started, retries included.
                     not_after=data.meeting.starts_at,
+                    not_before=sms_not_before if channel is Channel.SMS else None,
                 )
             )
     return plans

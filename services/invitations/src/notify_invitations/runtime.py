@@ -10,7 +10,7 @@ from notify_invitations.meeting_states import MeetingStateStore
 from notify_invitations.retention import rules as retention_rules
 from notify_invitations.service import InvitationService
 from notify_invitations.settings import InvitationsSettings
-from notify_shared.delivery import Backoff, RetryWorker, StatusSink
+from notify_shared.delivery import Backoff, HandledSink, RetryWorker, StatusSink
 from notify_shared.delivery.assembly import open_dispatcher, retry_worker_for
 from notify_shared.ledger.retention import ledger_rules
 from notify_shared.observability import Readiness, ServiceMetrics
@@ -43,6 +43,7 @@ class Runtime:
         status_sink: StatusSink,
         backoff: Backoff | None = None,
         *,
+        handled: HandledSink | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         metrics: ServiceMetrics | None = None,
         readiness: Readiness | None = None,
@@ -70,7 +71,12 @@ class Runtime:
             clock=clock,
         )
         self._service = InvitationService(
-            states=states, dispatcher=dispatcher, organizer_email=settings.organizer_email
+            states=states,
+            dispatcher=dispatcher,
+            organizer_email=settings.organizer_email,
+            quiet_hours=settings.quiet_hours,
+            handled=handled,
+            clock=clock,
         )
 
     async def stop_retries(self) -> None:

@@ -6,9 +6,19 @@ import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from notify_invitations.meeting_states import MeetingEvent, MeetingStateStore
+from notify_invitations.meeting_states import DecisionKind, MeetingDecision, MeetingEvent, MeetingStateStore
 from notify_invitations.planning import PlanningContext, plan_notifications
-from notify_shared.delivery import DeliveryOutcome, Dispatcher
+from notify_shared.contract import HandlingOutcome
+from notify_shared.delivery import (
+    CollectingHandledSink,
+    DeliveryOutcome,
+    Dispatcher,
+    EventReporter,
+    HandledSink,
+    SourceEventRef,
+    describe,
+)
+from notify_shared.quiet_hours import QuietHours
 
 logger = logging.getLogger(__name__)
 
@@ -22,11 +32,15 @@ class InvitationService:
         states: MeetingStateStore,
         dispatcher: Dispatcher,
         organizer_email: str,
+        quiet_hours: QuietHours | None = None,
+        handled: HandledSink | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._states = states
         self._dispatcher = dispatcher
         self._organizer_email = organizer_email
+        self._quiet_hours = quiet_hours
+        self._reporter = EventReporter(handled or CollectingHandledSink(), service="invitations", clock=clock)
         self._clock = clock
 
     async def handle(self, event: MeetingEvent) -> list[DeliveryOutcome]:
@@ -34,15 +48,36 @@ class InvitationService:
         plans = plan_notifications(
             event,
             decision,
-            PlanningContext(organizer_email=self._organizer_email, stamp=event.time or self._clock()),
+            PlanningContext(
+                organizer_email=self._organizer_email,
+                stamp=event.time or self._clock(),
+                now=self._clock(),
+                quiet_hours=self._quiet_hours,
+            ),
         )
         outcomes = await self._dispatcher.dispatch(plans)
+        report = await self._reporter.report(
+            SourceEventRef(id=event.id, type=event.type, time=event.time),
+            school_id=event.data.school.id,
+            outcome=HandlingOutcome.STALE if decision.kind is DecisionKind.STALE else None,
+            reason=_why_nothing(decision) if not plans else None,
+            outcomes=outcomes,
+        )
         logger.info(
-            "event %s (%s, meeting %s): %s, %d notifications",
+            "event %s (%s, meeting %s): %s → %s",
             event.id,
             event.type,
             event.data.meeting.meeting_id,
             decision.kind.value,
-            len(outcomes),
+            describe(report),
         )
         return outcomes
+
+
+def _why_nothing(decision: MeetingDecision) -> str:
+    """Why a meeting event planned no notification, in the words of `event.handled`'s `reason`."""
+    if decision.kind is DecisionKind.STALE:
+        return "older_than_applied"
+    if decision.kind is DecisionKind.UPDATE and not decision.changes and not decision.newly_invited:
+        return "no_time_or_place_change"
+    return "no_recipients"

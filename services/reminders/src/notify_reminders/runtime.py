@@ -15,7 +15,7 @@ from notify_reminders.service import ReminderService
 from notify_reminders.settings import RemindersSettings
 from notify_reminders.store import ReminderStore
 from notify_shared.alarm import Alarm
-from notify_shared.delivery import Backoff, RetryWorker, StatusSink
+from notify_shared.delivery import Backoff, HandledSink, RetryWorker, StatusSink
 from notify_shared.delivery.assembly import open_dispatcher, retry_worker_for
 from notify_shared.ledger.retention import ledger_rules
 from notify_shared.observability import Readiness, ServiceMetrics
@@ -69,6 +69,7 @@ class Runtime:
         *,
         status_sink: StatusSink,
         clock: Callable[[], datetime],
+        handled: HandledSink | None = None,
         backoff: Backoff | None = None,
         metrics: ServiceMetrics | None = None,
         readiness: Readiness | None = None,
@@ -111,6 +112,7 @@ class Runtime:
             scheduler=Scheduler(ledger.engine, settings.policies, clock),
             dispatcher=dispatcher,
             on_schedule_changed=alarm.rearm,
+            handled=handled,
         )
 
     async def stop_retries(self) -> None:

@@ -7,8 +7,17 @@ from collections.abc import Awaitable, Callable
 
 from notify_reminders.firing import SOURCE_TYPE, TEMPLATE
 from notify_reminders.scheduling import MeetingEvent, Scheduler, SkippedReminder
-from notify_shared.contract import Channel
-from notify_shared.delivery import Dispatcher, PlannedNotification, SourceEventRef
+from notify_shared.contract import Channel, HandlingOutcome
+from notify_shared.delivery import (
+    CollectingHandledSink,
+    DeliveryOutcome,
+    Dispatcher,
+    EventReporter,
+    HandledSink,
+    PlannedNotification,
+    SourceEventRef,
+    describe,
+)
 from notify_shared.ledger import DeliveryStatus
 
 logger = logging.getLogger(__name__)
@@ -18,28 +27,48 @@ class ReminderService:
     """Handles one meeting event at a time; safe to call again with the same event."""
 
     def __init__(
-        self, *, scheduler: Scheduler, dispatcher: Dispatcher, on_schedule_changed: Callable[[], Awaitable[object]]
+        self,
+        *,
+        scheduler: Scheduler,
+        dispatcher: Dispatcher,
+        on_schedule_changed: Callable[[], Awaitable[object]],
+        handled: HandledSink | None = None,
     ) -> None:
         self._scheduler = scheduler
         self._dispatcher = dispatcher
         self._on_schedule_changed = on_schedule_changed
+        self._reporter = EventReporter(handled or CollectingHandledSink(), service="reminders")
 
     async def handle(self, event: MeetingEvent) -> None:
         change = await self._scheduler.apply(event)
-        for skipped in change.skipped:
-            await self._report_skipped(skipped)
+        skipped = [await self._report_skipped(reminder) for reminder in change.skipped]
         await self._on_schedule_changed()
+        # Skipped reminders are reported one by one as `skipped` statuses; the event's outcome is what it did
+        # to the schedule.
+        if change.scheduled:
+            outcome, reason = HandlingOutcome.SCHEDULED, None
+        elif change.cancelled:
+            outcome, reason = HandlingOutcome.NOTHING_TO_SEND, "reminders_cancelled"
+        else:
+            outcome, reason = HandlingOutcome.NOTHING_TO_SEND, "no_reminder_due" if skipped else "nothing_new"
+        report = await self._reporter.report(
+            SourceEventRef(id=event.id, type=event.type, time=event.time),
+            school_id=event.data.school.id,
+            outcome=outcome,
+            reason=reason,
+            outcomes=skipped,
+            scheduled=change.scheduled,
+        )
         logger.info(
-            "event %s (%s, meeting %s): %d reminders scheduled, %d skipped, %d cancelled",
+            "event %s (%s, meeting %s): %s, %d cancelled",
             event.id,
             event.type,
             event.data.meeting.meeting_id,
-            change.scheduled,
-            len(change.skipped),
+            describe(report),
             change.cancelled,
         )
 
-    async def _report_skipped(self, skipped: SkippedReminder) -> None:
+    async def _report_skipped(self, skipped: SkippedReminder) -> DeliveryOutcome:
         plan = PlannedNotification(
             source=SourceEventRef(id=skipped.reminder_id, type=SOURCE_TYPE),
             school=skipped.school,
@@ -48,4 +77,4 @@ class ReminderService:
             template=TEMPLATE,
             context={},
         )
-        await self._dispatcher.settle_without_sending(plan, DeliveryStatus.SKIPPED, skipped.reason.value)
+        return await self._dispatcher.settle_without_sending(plan, DeliveryStatus.SKIPPED, skipped.reason.value)

@@ -8,6 +8,7 @@ from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from notify_reminders.policy import ReminderPolicies
+from notify_shared.ledger.database import DatabaseUrl
 from notify_shared.settings import ServiceSettings
 
 
@@ -17,7 +18,7 @@ class RemindersSettings(ServiceSettings):
     # validate_by_name: tests and tools may pass `consumer_group=`; the environment uses the prefixed alias.
     model_config = SettingsConfigDict(extra="ignore", case_sensitive=False, frozen=True, validate_by_name=True)
 
-    database_url: str = Field(
+    database_url: DatabaseUrl = Field(
         default="sqlite+aiosqlite:///./.local/reminders.db",
         description="SQLAlchemy async URL: the schedule of record and the delivery ledger. PostgreSQL for replicas.",
     )

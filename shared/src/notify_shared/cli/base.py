@@ -38,7 +38,14 @@ from notify_shared.rendering import (
 from notify_shared.rendering.previews import sample_context
 from notify_shared.rendering.renderer import render_notification
 from notify_shared.settings import ServiceSettings, load_settings
-from notify_shared.topics import MEETING_CANCELLED, MEETING_CREATED, MEETING_UPDATED, Topics
+from notify_shared.topics import (
+    ABSENCE_NOTED,
+    MEETING_CANCELLED,
+    MEETING_CREATED,
+    MEETING_UPDATED,
+    MESSAGE_POSTED,
+    Topics,
+)
 
 app = typer.Typer(
     help="School–home notifications: publish events, inspect the event contract, preview notifications.",
@@ -57,10 +64,16 @@ class ContentMode(StrEnum):
     BINARY = "binary"
 
 
-def _sample(event_type: str, meeting_id: str) -> CloudEvent:
-    """A sample event about meeting `meeting_id`; the update moves it to another room, so guardians hear of it."""
+def _sample(event_type: str, meeting_id: str, *, urgent: bool = False) -> CloudEvent:
+    """A sample event set now: a meeting `meeting_id` (the update moves it to another room, so guardians hear of
+    it), a teacher's message (`urgent` or for the digest) or a pupil's absence today."""
+    now = datetime.now(UTC)
+    if event_type == MESSAGE_POSTED:
+        return samples.message_posted(urgent=urgent, time=now)
+    if event_type == ABSENCE_NOTED:
+        return samples.absence_noted(time=now)
     # A week ahead of today, so the services do not expire notifications about a meeting that has started.
-    meeting = samples.upcoming_meeting(meeting_id, datetime.now(UTC))
+    meeting = samples.upcoming_meeting(meeting_id, now)
     if event_type == MEETING_UPDATED:
         moved = meeting.model_copy(update={"location": "Gymsalen, Bjølsen skole"})
         return samples.meeting_updated(meeting=moved, time=datetime.now(UTC))
@@ -69,7 +82,7 @@ def _sample(event_type: str, meeting_id: str) -> CloudEvent:
     return samples.meeting_created(meeting=meeting, time=datetime.now(UTC))
 
 
-SAMPLE_TYPES = (MEETING_CREATED, MEETING_UPDATED, MEETING_CANCELLED)
+SAMPLE_TYPES = (MEETING_CREATED, MEETING_UPDATED, MEETING_CANCELLED, MESSAGE_POSTED, ABSENCE_NOTED)
 
 
 def _load_event(path: Path) -> CloudEvent:
@@ -118,6 +131,9 @@ def publish(
     meeting_id: Annotated[
         str, typer.Option(help="The meeting a sample is about; use the same id to update or cancel it.")
     ] = "m-2026-7b-foreldremote",
+    urgent: Annotated[
+        bool, typer.Option("--urgent", help="A message.posted sample that is sent at once, not in the digest.")
+    ] = False,
     mode: Annotated[ContentMode, typer.Option(help="CloudEvents content mode on Kafka.")] = ContentMode.STRUCTURED,
     bootstrap: Annotated[str, typer.Option(envvar="KAFKA_BOOTSTRAP_SERVERS")] = "127.0.0.1:9092",
     topic_prefix: Annotated[str, typer.Option(envvar="TOPIC_PREFIX")] = "",
@@ -128,7 +144,7 @@ def publish(
     if sample is not None:
         if sample not in SAMPLE_TYPES:
             raise typer.BadParameter(f"--sample must be one of {', '.join(SAMPLE_TYPES)}")
-        event = _sample(sample, meeting_id)
+        event = _sample(sample, meeting_id, urgent=urgent)
     else:
         assert file is not None
         event = _load_event(file)
@@ -141,11 +157,15 @@ def publish(
 @app.command("sample")
 def sample_event(
     event_type: Annotated[str, typer.Argument(help=f"One of {', '.join(SAMPLE_TYPES)}.")],
+    *,
+    urgent: Annotated[
+        bool, typer.Option("--urgent", help="A message.posted sample that is sent at once, not in the digest.")
+    ] = False,
 ) -> None:
     """Print a realistic sample event as JSON, to start from when integrating."""
     if event_type not in SAMPLE_TYPES:
         raise typer.BadParameter(f"one of {', '.join(SAMPLE_TYPES)}")
-    print(_sample(event_type, "m-2026-7b-foreldremote").model_dump_json(indent=2, exclude_none=True))
+    print(_sample(event_type, "m-2026-7b-foreldremote", urgent=urgent).model_dump_json(indent=2, exclude_none=True))
 
 
 @contract_app.command("write")

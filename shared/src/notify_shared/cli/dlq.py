@@ -7,6 +7,9 @@ Replaying publishes the original value, key and headers to the original topic, a
 `x-notify-replayed-from: <dead-letter partition>:<offset>`. It is safe to repeat: the services dedupe by
 CloudEvents id through the delivery ledger, and one run never replays the same dead letter twice. A replayed
 record that is still invalid is dead-lettered again, with a new reason and the replay header among its headers.
+Only this deployment's input topics (the five event topics under `TOPIC_PREFIX`) are replayed to: a dead letter
+is a record anyone who could produce to the dead-letter topic may have written, and its `original_topic` must
+not become a way to publish to any other topic, another deployment's or an output topic.
 
 The original value may hold personal data: only `show` prints it, and nothing here logs it.
 """
@@ -15,9 +18,8 @@ from __future__ import annotations
 
 import asyncio
 import base64
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Annotated, Any, cast
 
 import typer
@@ -25,10 +27,11 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from rich.console import Console
 from rich.progress import Progress
-from rich.table import Table
 
 from notify_shared.cli.base import kafka_options_from_environment
-from notify_shared.contract import EventRejected, NotificationDeadLettered, decode_event
+from notify_shared.cli.dlq_output import list_document, print_letter, print_list
+from notify_shared.cli.layout import print_json, printable
+from notify_shared.contract import INPUT_EVENT_TYPES, EventRejected, NotificationDeadLettered, decode_event
 from notify_shared.topics import NOTIFICATION_DEAD_LETTER, Topics
 
 REPLAYED_FROM_HEADER = "x-notify-replayed-from"
@@ -61,10 +64,17 @@ class DeadLetterRecord:
 
 @dataclass
 class ReplayReport:
-    """Positions (`partition:offset` on the dead-letter topic) replayed, and those skipped as already replayed."""
+    """Positions (`partition:offset` on the dead-letter topic) replayed, those skipped as already replayed, and
+    those refused because their original topic is not one of this deployment's input topics."""
 
     replayed: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
+    refused: list[str] = field(default_factory=list)
+
+
+def input_topics(topics: Topics) -> frozenset[str]:
+    """The topics a replay may publish to: the deployment's input event topics."""
+    return frozenset(topics.for_event_type(event_type) for event_type in INPUT_EVENT_TYPES)
 
 
 def _decode(record: Any) -> DeadLetterRecord:
@@ -177,10 +187,12 @@ async def replay(
     bootstrap: str,
     letters: Iterable[DeadLetterRecord],
     *,
+    allowed_topics: Collection[str],
     progress: Progress | None = None,
     client_options: Mapping[str, Any] | None = None,
 ) -> ReplayReport:
-    """Publish each dead letter's original record to its original topic; a dead letter repeated is sent once."""
+    """Publish each dead letter's original record to its original topic; a dead letter repeated is sent once,
+    one whose original topic is not in `allowed_topics` is refused."""
     todo = list(letters)
     report = ReplayReport()
     task = progress.add_task("replaying", total=len(todo)) if progress is not None else None
@@ -188,10 +200,12 @@ async def replay(
     await producer.start()
     try:
         for letter in todo:
+            assert letter.event is not None
             if letter.position in report.replayed:
                 report.skipped.append(letter.position)
+            elif letter.event.data.original_topic not in allowed_topics:
+                report.refused.append(letter.position)
             else:
-                assert letter.event is not None
                 data = letter.event.data
                 key = _b64decode(data.original_key_base64) if data.original_key_base64 is not None else None
                 await producer.send_and_wait(
@@ -208,85 +222,6 @@ async def replay(
     return report
 
 
-def _time(letter: DeadLetterRecord) -> str:
-    moment = (
-        letter.event.data.dead_lettered_at
-        if letter.event is not None
-        else datetime.fromtimestamp(letter.timestamp_ms / 1000, UTC)
-    )
-    return moment.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
-
-
-def _first_error(errors: Sequence[str]) -> str:
-    if not errors:
-        return ""
-    first = errors[0]
-    return first if len(first) <= 80 else first[:79] + "…"
-
-
-def list_table(letters: Sequence[DeadLetterRecord], topic: str) -> Table:
-    table = Table(title=f"Dead letters on {topic}")
-    table.add_column("Offset", no_wrap=True)
-    table.add_column("Time", no_wrap=True)
-    table.add_column("Service")
-    table.add_column("Reason")
-    table.add_column("Original", overflow="fold")
-    table.add_column("Source event", overflow="fold")
-    table.add_column("First error", overflow="fold")
-    for letter in letters:
-        if letter.event is None:
-            table.add_row(letter.position, _time(letter), "", f"unreadable: {letter.problem}", "", "", "")
-            continue
-        data = letter.event.data
-        table.add_row(
-            letter.position,
-            _time(letter),
-            data.service,
-            data.reason,
-            f"{data.original_topic}/{data.original_partition}/{data.original_offset}",
-            data.source_event_id or "",
-            _first_error(data.errors),
-        )
-    return table
-
-
-def _readable(raw: bytes) -> str:
-    """UTF-8 text when it is, else base64 (marked as such)."""
-    try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError:
-        return f"(base64) {base64.b64encode(raw).decode('ascii')}"
-
-
-def _show(out: Console, letter: DeadLetterRecord) -> None:
-    out.rule(f"dead letter {letter.position}")
-    if letter.event is None:
-        out.print(f"unreadable record: {letter.problem}", markup=False)
-        return
-    data = letter.event.data
-    # markup=False and highlight=False throughout: these strings come from the record, not from us.
-    lines = [
-        f"dead-letter event id: {letter.event.id}",
-        f"dead-lettered at:     {_time(letter)} by {data.service}",
-        f"reason:               {data.reason}",
-        f"source event id:      {data.source_event_id or '(unreadable)'}",
-        f"original:             {data.original_topic} partition {data.original_partition} "
-        f"offset {data.original_offset}",
-    ]
-    if data.original_timestamp_ms is not None:
-        original_time = datetime.fromtimestamp(data.original_timestamp_ms / 1000, UTC)
-        lines.append(f"original time:        {original_time.isoformat(timespec='seconds').replace('+00:00', 'Z')}")
-    lines.append("errors:")
-    lines.extend(f"  - {error}" for error in data.errors or ("(none)",))
-    lines.append("headers:")
-    lines.extend(f"  {header.key}: {_readable(_b64decode(header.value_base64))}" for header in data.original_headers)
-    if data.original_key_base64 is not None:
-        lines.append(f"key: {_readable(_b64decode(data.original_key_base64))}")
-    lines.append("value (may contain personal data):")
-    lines.append(_readable(_b64decode(data.original_value_base64)))
-    out.print("\n".join(lines), markup=False, highlight=False)
-
-
 def _dead_letters(bootstrap: str, topic_prefix: str, timeout: float) -> tuple[str, list[DeadLetterRecord]]:
     topic = Topics(topic_prefix).dead_letter
     client_options = kafka_options_from_environment()
@@ -297,15 +232,22 @@ def _dead_letters(bootstrap: str, topic_prefix: str, timeout: float) -> tuple[st
 def list_dead_letters(
     *,
     limit: Annotated[int, typer.Option(min=1, help="Show at most this many, the most recent.")] = 50,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts (no original values).")] = False,
     bootstrap: Bootstrap = "127.0.0.1:9092",
     topic_prefix: TopicPrefix = "",
     timeout: Timeout = 10.0,
 ) -> None:
-    """A table of the dead letters: where each came from, why, and the first error."""
+    """The dead letters: where each came from, why, and the first error.
+
+    A table when the terminal is wide enough to show every id whole, else one block per dead letter.
+    """
     topic, letters = _dead_letters(bootstrap, topic_prefix, timeout)
     shown = sorted(letters, key=lambda letter: letter.timestamp_ms)[-limit:]
+    if as_json:
+        print_json(list_document(shown, topic, len(letters)))
+        return
     out = Console()
-    out.print(list_table(shown, topic))
+    print_list(out, shown, topic)
     out.print(f"{len(shown)} of {len(letters)} dead letter(s)", markup=False)
 
 
@@ -321,11 +263,11 @@ def show(
     topic, letters = _dead_letters(bootstrap, topic_prefix, timeout)
     found = select(letters, wanted)
     if not found:
-        Console(stderr=True).print(f"no dead letter {wanted} on {topic}", markup=False)
+        Console(stderr=True).print(f"no dead letter {printable(wanted)} on {topic}", markup=False)
         raise typer.Exit(code=1)
     out = Console()
     for letter in found:
-        _show(out, letter)
+        print_letter(out, letter)
 
 
 @dlq_app.command("replay")
@@ -343,7 +285,8 @@ def replay_dead_letters(
     """Publish dead letters' original records to their original topics again.
 
     Safe to repeat: services dedupe by CloudEvents id, and one run replays each dead letter once. A record
-    that is still invalid lands on the dead-letter topic again, with a new reason.
+    that is still invalid lands on the dead-letter topic again, with a new reason. Only this deployment's input
+    topics are published to; a dead letter naming any other topic is refused and the command ends with code 1.
     """
     if replay_all == bool(offsets):
         raise typer.BadParameter("give either --all or one or more --offset")
@@ -366,24 +309,41 @@ def replay_dead_letters(
                 raise typer.Exit(code=1)
             chosen.extend(found)
     out = Console()
+    allowed = input_topics(Topics(topic_prefix))
     if dry_run:
         for letter in {letter.position: letter for letter in chosen}.values():
             assert letter.event is not None
+            target = printable(letter.event.data.original_topic)
+            verb = "would replay" if letter.event.data.original_topic in allowed else "would refuse"
             out.print(
-                f"would replay {letter.position} to {letter.event.data.original_topic} "
-                f"(source event {letter.event.data.source_event_id or 'unreadable'})",
+                f"{verb} {letter.position} to {target} "
+                f"(source event {printable(letter.event.data.source_event_id or 'unreadable')})",
                 markup=False,
             )
         return
     client_options = kafka_options_from_environment()
     with Progress(console=err, transient=True, disable=len(chosen) < _PROGRESS_FROM) as progress:
-        report = asyncio.run(replay(bootstrap, chosen, progress=progress, client_options=client_options))
+        report = asyncio.run(
+            replay(bootstrap, chosen, allowed_topics=allowed, progress=progress, client_options=client_options)
+        )
     for position in report.replayed:
         out.print(f"replayed {position}", markup=False)
+    by_position = {letter.position: letter for letter in chosen}
+    for position in report.refused:
+        event = by_position[position].event
+        assert event is not None
+        err.print(
+            f"refused {position}: its original topic {printable(event.data.original_topic)} is not one of this "
+            f"deployment's input topics ({', '.join(sorted(allowed))})",
+            markup=False,
+        )
     out.print(
-        f"{len(report.replayed)} replayed, {len(report.skipped)} skipped (already replayed in this run)",
+        f"{len(report.replayed)} replayed, {len(report.skipped)} skipped (already replayed in this run), "
+        f"{len(report.refused)} refused",
         markup=False,
     )
+    if report.refused:
+        raise typer.Exit(code=1)
 
 
 __all__ = [
@@ -391,6 +351,7 @@ __all__ = [
     "DeadLetterRecord",
     "ReplayReport",
     "dlq_app",
+    "input_topics",
     "read_dead_letters",
     "replay",
     "select",

@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime, timedelta
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from notify_shared.ledger import DeliveryHistory, DeliveryLedger, SummaryRow
+from notify_shared.cli.layout import fits, print_blocks, print_json
+from notify_shared.ledger import DeliveryHistory, DeliveryLedger, StatusChange, SummaryRow
 
 DEFAULT_WINDOW = timedelta(hours=24)
 
@@ -33,12 +34,16 @@ def _time(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
+def _summary_title(since: datetime, until: datetime) -> str:
+    return f"Notifications created from {_time(since)} until {_time(until)}"
+
+
 def summary_table(rows: list[SummaryRow], since: datetime, until: datetime) -> Table:
-    table = Table(title=f"Notifications created from {_time(since)} until {_time(until)}")
-    table.add_column("School")
-    table.add_column("Channel")
-    table.add_column("Status")
-    table.add_column("Notifications", justify="right")
+    table = Table(title=_summary_title(since, until))
+    table.add_column("School", no_wrap=True)
+    table.add_column("Channel", no_wrap=True)
+    table.add_column("Status", no_wrap=True)
+    table.add_column("Notifications", justify="right", no_wrap=True)
     for row in rows:
         table.add_row(row.school_id, row.channel, row.status.value, str(row.count))
     table.add_section()
@@ -46,17 +51,36 @@ def summary_table(rows: list[SummaryRow], since: datetime, until: datetime) -> T
     return table
 
 
+def summary_document(rows: list[SummaryRow], since: datetime, until: datetime) -> dict[str, Any]:
+    """`notify status --json`: the counts of the window."""
+    return {
+        "since": _time(since),
+        "until": _time(until),
+        "counts": [
+            {"school_id": row.school_id, "channel": row.channel, "status": row.status.value, "count": row.count}
+            for row in rows
+        ],
+        "total": sum(row.count for row in rows),
+    }
+
+
+def _step(change: StatusChange) -> str:
+    return f"{_time(change.at)} {change.status.value}" + (f" ({change.reason})" if change.reason else "")
+
+
+def _history_title(event_id: str) -> str:
+    return f"Notifications caused by event {event_id}"
+
+
 def history_table(event_id: str, histories: list[DeliveryHistory]) -> Table:
-    table = Table(title=f"Notifications caused by event {event_id}")
-    for name in ("Notification", "Guardian", "Channel", "Template", "Language", "Status"):
-        table.add_column(name, overflow="fold")
-    table.add_column("History", no_wrap=True)
+    table = Table(title=_history_title(event_id))
+    # Ids are copied into other commands and queries, and the other cells are single words: nothing wraps. When
+    # that is too wide for the terminal the command prints blocks instead (see `fits`).
+    for name in ("Notification", "Guardian", "Channel", "Template", "Language", "Status", "History"):
+        table.add_column(name, no_wrap=True)
     for history in histories:
         delivery = history.delivery
-        steps = "\n".join(
-            f"{_time(change.at)} {change.status.value}" + (f" ({change.reason})" if change.reason else "")
-            for change in history.changes
-        )
+        steps = "\n".join(_step(change) for change in history.changes)
         table.add_row(
             delivery.notification_id,
             delivery.guardian_id,
@@ -67,6 +91,47 @@ def history_table(event_id: str, histories: list[DeliveryHistory]) -> Table:
             steps,
         )
     return table
+
+
+def history_blocks(histories: list[DeliveryHistory]) -> list[list[tuple[str, str]]]:
+    """One block per notification for narrow terminals and pipes: its facts, then a line per status change."""
+    blocks = []
+    for history in histories:
+        delivery = history.delivery
+        block = [
+            ("notification", delivery.notification_id),
+            ("guardian", delivery.guardian_id),
+            ("channel", delivery.channel),
+            ("template", delivery.template),
+            ("language", delivery.language or ""),
+            ("status", delivery.status.value),
+        ]
+        block.extend(("history" if index == 0 else "", _step(change)) for index, change in enumerate(history.changes))
+        blocks.append(block)
+    return blocks
+
+
+def history_document(event_id: str, histories: list[DeliveryHistory]) -> dict[str, Any]:
+    """`notify status --event ID --json`: every notification of the event with its status history."""
+    return {
+        "event_id": event_id,
+        "notifications": [
+            {
+                "notification_id": history.delivery.notification_id,
+                "guardian_id": history.delivery.guardian_id,
+                "school_id": history.delivery.school_id,
+                "channel": history.delivery.channel,
+                "template": history.delivery.template,
+                "language": history.delivery.language,
+                "status": history.delivery.status.value,
+                "history": [
+                    {"at": _time(change.at), "status": change.status.value, "reason": change.reason}
+                    for change in history.changes
+                ],
+            }
+            for history in histories
+        ],
+    }
 
 
 async def _summary(database_url: str, since: datetime, until: datetime) -> list[SummaryRow]:
@@ -92,20 +157,49 @@ def status(
         str | None,
         typer.Option(help="Instead of counts: every notification this source event (CloudEvents id) caused."),
     ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
 ) -> None:
-    """Deliveries by school, channel and status in a time window, or every notification one event caused."""
+    """Deliveries by school, channel and status in a time window, or every notification one event caused.
+
+    A table when the terminal is wide enough to show every id whole, else one block per notification.
+    """
     out = Console()  # made here, not at import, so it takes the terminal's (or COLUMNS') width
     if event is not None:
         if since is not None or until is not None:
             raise typer.BadParameter("--event shows one event's notifications; leave out --since and --until")
         histories = asyncio.run(_history(database_url, event))
+        if as_json:
+            print_json(history_document(event, histories))
+        elif not histories:
+            out.print(f"no notifications for event {event}", markup=False)
+        else:
+            table = history_table(event, histories)
+            if fits(out, table):
+                out.print(table)
+            else:
+                print_blocks(out, _history_title(event), history_blocks(histories))
         if not histories:
-            out.print(f"no notifications for event {event}")
             raise typer.Exit(code=1)
-        out.print(history_table(event, histories))
         return
     end = _moment(until, "--until") or datetime.now(UTC)
     start = _moment(since, "--since") or end - DEFAULT_WINDOW
     if start >= end:
         raise typer.BadParameter("--since must come before --until")
-    out.print(summary_table(asyncio.run(_summary(database_url, start, end)), start, end))
+    rows = asyncio.run(_summary(database_url, start, end))
+    table = summary_table(rows, start, end)
+    if as_json:
+        print_json(summary_document(rows, start, end))
+    elif fits(out, table):
+        out.print(table)
+    else:
+        blocks = [
+            [
+                ("school", row.school_id),
+                ("channel", row.channel),
+                ("status", row.status.value),
+                ("count", str(row.count)),
+            ]
+            for row in rows
+        ]
+        blocks.append([("total", str(sum(row.count for row in rows)))])
+        print_blocks(out, _summary_title(start, end), blocks)

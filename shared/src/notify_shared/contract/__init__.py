@@ -20,15 +20,21 @@ from notify_shared.contract.envelope import (
     SourceEvent,
     partition_key,
 )
+from notify_shared.contract.handled import EVENT_HANDLED, EventHandled, EventHandledReport, HandlingOutcome
 from notify_shared.contract.kafka_codec import EventRejected, decode_event, encode_binary, encode_structured
 from notify_shared.contract.meetings import Meeting, MeetingCancellation, MeetingDetails, MeetingKind
 from notify_shared.contract.messages import PostedMessage
 from notify_shared.contract.outcomes import DeadLetter, DeadLetterHeader, NotificationStatusReport
 from notify_shared.contract.parties import Channel, ContactProblem, DeliveryMode, Recipient, Rsvp, School
 
+# Registered here, not in envelope.py, because handled.py builds on envelope's CloudEvent.
+OUTPUT_EVENT_TYPES[EVENT_HANDLED] = EventHandled
+ALL_EVENT_TYPES[EVENT_HANDLED] = EventHandled
+
 __all__ = [
     "ALL_EVENT_TYPES",
     "CLOUDEVENTS_JSON",
+    "EVENT_HANDLED",
     "INPUT_EVENT_TYPES",
     "OUTPUT_EVENT_TYPES",
     "AbsenceNoted",
@@ -38,7 +44,10 @@ __all__ = [
     "DeadLetter",
     "DeadLetterHeader",
     "DeliveryMode",
+    "EventHandled",
+    "EventHandledReport",
     "EventRejected",
+    "HandlingOutcome",
     "Lesson",
     "Meeting",
     "MeetingCancellation",

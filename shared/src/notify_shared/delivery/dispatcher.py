@@ -62,6 +62,9 @@ _RenderKey = tuple[str, str, str, int]
 RetryListener = Callable[[datetime], Awaitable[None]]
 """Told the due time of every retry scheduled, so the retry worker can wake up in time."""
 
+HELD_FOR_QUIET_HOURS = "quiet_hours"
+"""Reason of the `queued` status of a notification held back until the end of quiet hours (`not_before`)."""
+
 
 class Dispatcher:
     """Sends planned notifications exactly once per ledger key, with bounded concurrency."""
@@ -157,7 +160,7 @@ class Dispatcher:
 
         facts = plan_facts(plan, claim.notification_id)
         verdict = screen(plan.guardian, plan.channel)
-        if verdict is not None:
+        if verdict is not None and not verdict.channel_unusable:
             return await self._settle(facts, verdict.status, verdict.reason)
 
         now = self._clock()
@@ -180,14 +183,37 @@ class Dispatcher:
             template=plan.template,
             rendered=rendered,
             attachments=plan.attachments,
-            first_try=now,
-            deadline=self._deadlines.deadline(plan.channel, first_try=now, not_after=plan.not_after),
+            first_try=max(now, plan.not_before or now),
+            deadline=self._deadlines.deadline(
+                plan.channel, first_try=max(now, plan.not_before or now), not_after=plan.not_after
+            ),
             not_after=plan.not_after,
         )
+        if verdict is not None:
+            # Rendered all the same: failing as a job lets `_end` hand it to the guardian's other channel.
+            return await self._end(job, verdict.status, verdict.reason, from_queue=False)
         if not await self._claim_still_ours(claim, claimed_at):
             logger.info("claim of notification %s may have passed on while it waited; not sending", job.notification_id)
             raise NotificationInFlightError(claim.notification_id)
-        return await self._try(job, from_queue=False)
+        held = plan.not_before is not None and now < plan.not_before
+        return await (self._hold_until(job, job.first_try) if held else self._try(job, from_queue=False))
+
+    async def _hold_until(self, job: DeliveryJob, due: datetime) -> DeliveryOutcome:
+        """Park a claimed, rendered notification in the retry queue until `due`; not a failed try."""
+        await self.retry_queue.schedule(
+            job.notification_id, job=job.to_json(), due_at=due, attempt=job.attempt, reason=HELD_FOR_QUIET_HOURS
+        )
+        await self._reporter.publish(
+            job_facts(job),
+            DeliveryStatus.QUEUED,
+            HELD_FOR_QUIET_HOURS,
+            language=job.rendered.language,
+            attempts=0,
+            segments=None,
+        )
+        if self._retry_listener is not None:
+            await self._retry_listener(due)
+        return DeliveryOutcome(job.notification_id, DeliveryStatus.QUEUED, HELD_FOR_QUIET_HOURS)
 
     async def _claim_still_ours(self, claim: Claim, claimed_at: datetime) -> bool:
         # A claim waits for a free slot, normally for moments. If the slots were held for long (sends or status

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from notify_shared.contract import Channel, Recipient
+from notify_shared.delivery.reachability import unreachable_by
 from notify_shared.ledger import DeliveryStatus
 
 
@@ -18,6 +19,8 @@ class Verdict:
 
     status: DeliveryStatus
     reason: str
+    channel_unusable: bool = False
+    """The guardian may be notified, only not on this channel: the other channel may carry it (fallback)."""
 
 
 def screen(guardian: Recipient, channel: Channel) -> Verdict | None:
@@ -26,7 +29,7 @@ def screen(guardian: Recipient, channel: Channel) -> Verdict | None:
         return Verdict(DeliveryStatus.SUPPRESSED, "blocked_by_school")
     if not guardian.has_parental_responsibility:
         return Verdict(DeliveryStatus.SUPPRESSED, "no_parental_responsibility")
-    problem = guardian.contact_problem(channel)
+    problem = unreachable_by(guardian, channel)
     if problem is not None:
-        return Verdict(DeliveryStatus.FAILED, problem.value)
+        return Verdict(DeliveryStatus.FAILED, problem, channel_unusable=True)
     return None

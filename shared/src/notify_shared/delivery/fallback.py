@@ -8,6 +8,7 @@ from datetime import datetime
 from notify_shared.contract import Channel
 from notify_shared.delivery.deadlines import Deadlines
 from notify_shared.delivery.job import DeliveryJob
+from notify_shared.delivery.reachability import unreachable_by
 from notify_shared.ledger import DeliveryKey, QueuedNotification
 from notify_shared.ledger.keys import notification_id_for
 
@@ -26,7 +27,7 @@ def fallback_for(
     """
     other = Channel.EMAIL if failed.channel is Channel.SMS else Channel.SMS
     guardian = failed.guardian
-    if other not in guardian.channels or guardian.contact_problem(other) is not None:
+    if other not in guardian.channels or unreachable_by(guardian, other) is not None:
         return None
     if failed.not_after is not None and now >= failed.not_after:
         return None

@@ -28,6 +28,8 @@ class PlannedNotification:
 
     `context` is what the template sees; `attachments` go with the email only (e.g. the `.ics` file).
     `not_after` is the start of the meeting the notification is about: it is not sent (or retried) after that.
+    `not_before` holds it back until then (the end of quiet hours): it is rendered and recorded `queued` at once,
+    and the retry worker sends it when that time comes, its deadline counting from then.
     """
 
     source: SourceEventRef
@@ -38,3 +40,4 @@ class PlannedNotification:
     context: Mapping[str, object]
     attachments: tuple[Attachment, ...] = field(default=())
     not_after: datetime | None = None
+    not_before: datetime | None = None

@@ -15,6 +15,7 @@ from typing import Any
 from faststream.kafka import KafkaBroker
 from faststream.security import BaseSecurity, SASLPlaintext, SASLScram256, SASLScram512
 
+from notify_shared.kafka.client_logs import log_transient_kafka_client_errors_as_warnings
 from notify_shared.kafka.inbound import parse_record_leniently
 from notify_shared.settings import ServiceSettings
 
@@ -53,6 +54,7 @@ def build_broker(settings: ServiceSettings, *, client_id: str, middlewares: Sequ
     replay idempotently, and every consumer deduplicates events by id. A retried produce may repeat a record;
     it will not wedge the service.
     """
+    log_transient_kafka_client_errors_as_warnings()
     return KafkaBroker(
         settings.kafka_bootstrap_servers.split(","),
         client_id=client_id,
@@ -74,6 +76,7 @@ def kafka_client_options(settings: ServiceSettings) -> dict[str, Any]:
     Empty for PLAINTEXT, so `AIOKafkaProducer(bootstrap_servers=..., **kafka_client_options(settings))` behaves
     as before there. The password is in the result: never log it.
     """
+    log_transient_kafka_client_errors_as_warnings()
     protocol = settings.kafka_security_protocol
     if protocol == "PLAINTEXT":
         return {}

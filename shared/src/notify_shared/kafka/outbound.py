@@ -8,6 +8,8 @@ from typing import Any, Protocol
 from notify_shared.contract import (
     CLOUDEVENTS_JSON,
     CloudEvent,
+    EventHandled,
+    EventHandledReport,
     NotificationDeadLettered,
     NotificationStatus,
     NotificationStatusReport,
@@ -49,6 +51,29 @@ class KafkaStatusSink:
             data=report,
         )
         await publish_event(self._publisher, event)
+
+
+class KafkaHandledSink:
+    """Publishes `event.handled` events, keyed by the input event's id."""
+
+    def __init__(self, publisher: KafkaPublisher, *, service: str) -> None:
+        self._publisher = publisher
+        self._source = f"/notify/{service}"
+
+    async def publish_handled(self, report: EventHandledReport) -> None:
+        event = EventHandled(
+            id=new_event_id(),
+            source=self._source,
+            time=report.handled_at,
+            subject=report.source_event_id,
+            data=report,
+        )
+        # Keyed by the input event, so the reports of one event (a redelivery's too) stay in order.
+        await self._publisher.publish(
+            event.model_dump_json(exclude_none=True).encode(),
+            key=report.source_event_id.encode(),
+            headers={"content-type": CLOUDEVENTS_JSON},
+        )
 
 
 class KafkaDeadLetterSink:

@@ -22,12 +22,12 @@ from faststream.asgi.types import ASGIApp, Receive, Scope, Send
 from faststream.kafka import KafkaBroker
 from faststream.specification import AsyncAPI
 
-from notify_shared.contract import NotificationDeadLettered, NotificationStatus
+from notify_shared.contract import EventHandled, NotificationDeadLettered, NotificationStatus
 from notify_shared.delivery_reports import DeliveryReportReceiver, delivery_report_routes, route_secrets
 from notify_shared.kafka.broker import build_broker
 from notify_shared.kafka.dead_letter_topic import ensure_dead_letter_retention
 from notify_shared.kafka.decompression import install_decompression_limit
-from notify_shared.kafka.outbound import KafkaDeadLetterSink, KafkaStatusSink
+from notify_shared.kafka.outbound import KafkaDeadLetterSink, KafkaHandledSink, KafkaStatusSink
 from notify_shared.observability import Readiness, ServiceMetrics, health_routes
 from notify_shared.observability.ports import allowed_on, bind_public_and_admin, not_found
 from notify_shared.observability.tracing import Tracing
@@ -109,6 +109,8 @@ class ServiceApp:
     broker: KafkaBroker
     status_sink: KafkaStatusSink
     dead_letters: KafkaDeadLetterSink
+    handled: KafkaHandledSink
+    """Publishes `event.handled`: what came of each input event."""
     metrics: ServiceMetrics
     readiness: Readiness
     delivery_reports: DeliveryReportReceiver | None
@@ -138,6 +140,12 @@ def build_service_app(settings: ServiceSettings, *, service: str, title: str, de
         title=f"{service}:notification.dead-letter",
         description="Records that could not be used, with the reason and the original bytes and headers.",
     )
+    handled_publisher = broker.publisher(
+        topics.event_handled,
+        schema=EventHandled,
+        title=f"{service}:event.handled",
+        description="One event per input event handled: what came of it (notified, nothing to send, stale, …).",
+    )
     metrics.watch_consumer_lag(broker)
     readiness = Readiness(broker)
     status_sink = KafkaStatusSink(status_publisher, service=service)
@@ -165,6 +173,7 @@ def build_service_app(settings: ServiceSettings, *, service: str, title: str, de
         broker=broker,
         status_sink=status_sink,
         dead_letters=KafkaDeadLetterSink(dead_letter_publisher, on_published=metrics.dead_lettered),
+        handled=KafkaHandledSink(handled_publisher, service=service),
         metrics=metrics,
         readiness=readiness,
         delivery_reports=receiver,

@@ -13,11 +13,13 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import sqlalchemy as sa
+from pydantic import AfterValidator
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, Connection, make_url
+from sqlalchemy.exc import ArgumentError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 logger = logging.getLogger(__name__)
@@ -39,19 +41,56 @@ metadata = sa.MetaData(
 
 _READ_ONLY_OPTION = "notify_read_only"
 
+# The schemes operators write (libpq's, Heroku's, plain SQLite) mapped to the async drivers the services run on;
+# without this SQLAlchemy would pick a sync driver that is not installed and fail deep in a traceback.
+_ASYNC_DRIVER_OF_SCHEME = {
+    "postgresql": "postgresql+asyncpg",
+    "postgres": "postgresql+asyncpg",
+    "postgresql+asyncpg": "postgresql+asyncpg",
+    "sqlite": "sqlite+aiosqlite",
+    "sqlite+aiosqlite": "sqlite+aiosqlite",
+}
+
+
+def async_database_url(url: str) -> str:
+    """`url` with the async driver the services use: `postgresql://` and `postgres://` become
+    `postgresql+asyncpg://`, `sqlite://` becomes `sqlite+aiosqlite://`; the rest is kept as written.
+
+    Raises ValueError, naming the schemes accepted, for any other database or driver. The message never repeats
+    the URL, which may hold a password.
+    """
+    scheme, separator, rest = url.partition("://")
+    driver = _ASYNC_DRIVER_OF_SCHEME.get(scheme.lower()) if separator else None
+    if driver is None:
+        raise ValueError(
+            "not a database URL this service can use; write postgresql://…, postgres://…, "
+            "postgresql+asyncpg://… or sqlite+aiosqlite:///path"
+        )
+    normalised = f"{driver}://{rest}"
+    try:
+        make_url(normalised)
+    except ArgumentError:
+        raise ValueError("not a well-formed database URL") from None
+    return normalised
+
+
+DatabaseUrl = Annotated[str, AfterValidator(async_database_url)]
+"""A database URL setting: accepted in the forms `async_database_url` knows, stored with the async driver."""
+
 # Any constant works as long as nothing else in the database uses it for pg_advisory_xact_lock.
 _SCHEMA_LOCK_KEY = 0x6E6F74696679  # "notify"
 
 
 def create_engine(url: str, *, sqlite_busy_timeout_ms: int = SQLITE_BUSY_TIMEOUT_MS) -> AsyncEngine:
-    """An async engine for `url` (`sqlite+aiosqlite:///path.db` or `postgresql+asyncpg://user@host:port/db`).
+    """An async engine for `url` (`sqlite+aiosqlite:///path.db` or `postgresql+asyncpg://user@host:port/db`;
+    the driver-less forms `async_database_url` accepts work too).
 
     For SQLite it creates the file's directory and sets up every connection for several writers (processes or
     engines) on one file: WAL journal, a busy timeout and foreign keys. `engine.begin()` then starts with
     `BEGIN IMMEDIATE`, taking the write lock up front; use `read_transaction` for reads that should not.
     The caller owns the engine and must `await engine.dispose()` it.
     """
-    parsed = make_url(url)
+    parsed = make_url(async_database_url(url))
     if parsed.get_backend_name() != "sqlite":
         # pre_ping: a pooled connection that died in a database restart is replaced instead of failing a send.
         return create_async_engine(parsed, pool_pre_ping=True)
