@@ -7,9 +7,10 @@ from datetime import time
 import pytest
 from pydantic import ValidationError
 
-from notify_reminders.policy import DEFAULT_RULES, PolicyOverride, QuietHours, ReminderPolicies, ReminderRule
+from notify_reminders.policy import DEFAULT_RULES, PolicyOverride, ReminderPolicies, ReminderRule
 from notify_reminders.settings import RemindersSettings
 from notify_shared.contract import Channel, MeetingKind
+from notify_shared.quiet_hours import QuietHours
 from notify_shared.settings import load_settings
 
 WEEK_BEFORE = (ReminderRule(channel=Channel.EMAIL, days_before=7),)

@@ -7,8 +7,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from notify_reminders.policy import DEFAULT_RULES, QuietHours, ReminderRule
+from notify_reminders.policy import DEFAULT_RULES, ReminderRule
 from notify_reminders.timing import Planned, Skipped, SkipReason, plan_reminder, reason_not_to_fire
+from notify_shared.quiet_hours import QuietHours
 
 OSLO = ZoneInfo("Europe/Oslo")
 EMAIL_TWO_DAYS, SMS_TWO_HOURS = DEFAULT_RULES

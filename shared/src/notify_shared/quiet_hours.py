@@ -1,7 +1,7 @@
 """Quiet hours: the local night in which no routine SMS should wake a parent.
 
-The reminders and digest services keep their own copies of this rule in their policies; the invitations service
-uses this one for the SMS of invitations, updates and cancellations.
+One rule for every service: the reminders and the digest hold routine notices through it, the invitations
+service the SMS of invitations, updates and cancellations.
 """
 
 from __future__ import annotations

@@ -5,11 +5,12 @@ from __future__ import annotations
 from datetime import time, timedelta
 from enum import IntEnum
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from notify_shared.contract import DeliveryMode
 from notify_shared.ledger.database import DatabaseUrl
+from notify_shared.quiet_hours import QuietHours
 from notify_shared.settings import ServiceSettings
 
 
@@ -21,20 +22,6 @@ class Weekday(IntEnum):
     FRIDAY = 4
     SATURDAY = 5
     SUNDAY = 6
-
-
-class QuietHours(BaseModel):
-    """Local times between which no routine notice goes out; `start` after `end` means overnight."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    start: time = time(21, 0)
-    end: time = time(7, 0)
-
-    def contains(self, local: time) -> bool:
-        if self.start > self.end:
-            return local >= self.start or local < self.end
-        return self.start <= local < self.end
 
 
 class DigestSettings(ServiceSettings):

@@ -6,11 +6,10 @@ an email two days before at the same local time, an SMS two hours before, and qu
 
 from __future__ import annotations
 
-from datetime import time
-
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from notify_shared.contract import Channel, MeetingKind
+from notify_shared.quiet_hours import QuietHours
 
 
 class ReminderRule(BaseModel):
@@ -41,20 +40,6 @@ class ReminderRule(BaseModel):
         if self.hours_before:
             parts.append(f"{self.hours_before:g}h")
         return "-".join(parts)
-
-
-class QuietHours(BaseModel):
-    """Local times between which nothing is sent; `start` after `end` means overnight (21:00–07:00)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    start: time = time(21, 0)
-    end: time = time(7, 0)
-
-    def contains(self, local: time) -> bool:
-        if self.start > self.end:
-            return local >= self.start or local < self.end
-        return self.start <= local < self.end
 
 
 DEFAULT_RULES = (

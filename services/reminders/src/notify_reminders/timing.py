@@ -7,7 +7,8 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from zoneinfo import ZoneInfo
 
-from notify_reminders.policy import QuietHours, ReminderRule
+from notify_reminders.policy import ReminderRule
+from notify_shared.quiet_hours import QuietHours
 
 MINIMUM_GAP_AFTER_INVITATION = timedelta(hours=1)
 
