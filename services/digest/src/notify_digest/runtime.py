@@ -17,6 +17,7 @@ from notify_digest.store import DigestStore
 from notify_shared.alarm import Alarm
 from notify_shared.delivery import Backoff, HandledSink, RetryWorker, StatusSink
 from notify_shared.delivery.assembly import open_dispatcher, retry_worker_for
+from notify_shared.ledger.liveness import SenderLiveness
 from notify_shared.ledger.retention import ledger_rules
 from notify_shared.observability import Readiness, ServiceMetrics
 from notify_shared.retention.job import schedule_retention
@@ -70,9 +71,10 @@ class Runtime:
             clock=clock,
             metrics=metrics,
             readiness=readiness,
+            instance_name=settings.instance_id,
         )
         self._retries = retry_worker_for(settings, dispatcher, clock=clock, instance_id=settings.instance_id)
-        store = DigestStore(ledger.engine)
+        store = DigestStore(ledger.engine, liveness=ledger.liveness)
         await store.create_schema()
         await schedule_retention(
             ledger.engine,
@@ -88,7 +90,7 @@ class Runtime:
             dispatcher=dispatcher,
             settings=settings,
             clock=clock,
-            owner=settings.instance_id or f"{socket.gethostname()}:{os.getpid()}",
+            owner=_owner(settings.instance_id, ledger.liveness),
         )
         alarm = Alarm(
             work=runner.run_due, next_due=store.next_notice_due, clock=clock, poll_interval=settings.poll_interval
@@ -121,3 +123,11 @@ class Runtime:
             await self._parts[1].drain()
         self._parts = None
         await self._resources.aclose()
+
+
+def _owner(instance_id: str | None, liveness: SenderLiveness | None) -> str:
+    # The sender's heartbeat id (which starts with the instance id), so what a crashed replica claimed is free as
+    # soon as its heartbeat stops; a bare instance id may come back after a restart and look alive.
+    if liveness is not None:
+        return liveness.sender_id
+    return instance_id or f"{socket.gethostname()}:{os.getpid()}"

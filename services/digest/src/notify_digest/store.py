@@ -26,6 +26,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from notify_shared.ledger import create_schema
+from notify_shared.ledger.liveness import SenderLiveness, silent_owner
 
 metadata = sa.MetaData()
 
@@ -145,12 +146,20 @@ class ItemRow:
 class DigestStore:
     """Every method is one transaction."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, *, liveness: SenderLiveness | None = None) -> None:
         self._engine = engine
+        # With it, what a crashed replica had claimed is free once its heartbeat stops, not after the lease.
+        self._liveness = liveness
 
     @property
     def engine(self) -> AsyncEngine:
         return self._engine
+
+    def _claim_ended(self, table: sa.Table, now: datetime) -> sa.ColumnElement[bool]:
+        ended = table.c.lease_until < now
+        if self._liveness is None:
+            return ended
+        return sa.or_(ended, silent_owner(table.c.claimed_by, self._liveness))
 
     async def create_schema(self) -> None:
         # The shared helper takes the schema lock, so replicas starting together on a new database do not race.
@@ -212,7 +221,7 @@ class DigestStore:
                 .where(
                     sa.or_(
                         sa.and_(notices.c.state == State.PENDING.value, notices.c.due_at <= now),
-                        sa.and_(notices.c.state == State.CLAIMED.value, notices.c.lease_until < now),
+                        sa.and_(notices.c.state == State.CLAIMED.value, self._claim_ended(notices, now)),
                     )
                 )
                 .order_by(notices.c.due_at)
@@ -315,7 +324,7 @@ class DigestStore:
                 .where(
                     sa.or_(
                         sa.and_(digests.c.state == State.PENDING.value, digests.c.not_before <= now),
-                        sa.and_(digests.c.state == State.CLAIMED.value, digests.c.lease_until < now),
+                        sa.and_(digests.c.state == State.CLAIMED.value, self._claim_ended(digests, now)),
                     )
                 )
                 .order_by(digests.c.slot_at, digests.c.digest_id)

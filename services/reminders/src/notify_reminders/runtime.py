@@ -17,6 +17,7 @@ from notify_reminders.store import ReminderStore
 from notify_shared.alarm import Alarm
 from notify_shared.delivery import Backoff, HandledSink, RetryWorker, StatusSink
 from notify_shared.delivery.assembly import open_dispatcher, retry_worker_for
+from notify_shared.ledger.liveness import SenderLiveness
 from notify_shared.ledger.retention import ledger_rules
 from notify_shared.observability import Readiness, ServiceMetrics
 from notify_shared.retention.job import schedule_retention
@@ -82,9 +83,10 @@ class Runtime:
             clock=clock,
             metrics=metrics,
             readiness=readiness,
+            instance_name=settings.instance_id,
         )
         self._retries = retry_worker_for(settings, dispatcher, clock=clock, instance_id=settings.instance_id)
-        self._store = store = ReminderStore(ledger.engine)
+        self._store = store = ReminderStore(ledger.engine, liveness=ledger.liveness)
         await store.create_schema()
         await schedule_retention(
             ledger.engine,
@@ -100,7 +102,7 @@ class Runtime:
             dispatcher=dispatcher,
             policies=settings.policies,
             clock=clock,
-            owner=settings.instance_id or f"{socket.gethostname()}:{os.getpid()}",
+            owner=_owner(settings.instance_id, ledger.liveness),
             grace=settings.grace_period,
             lease=settings.claim_lease,
             batch_size=settings.batch_size,
@@ -130,3 +132,11 @@ class Runtime:
             await self._runner.drain()
         self._service = self._alarm = self._runner = self._store = None
         await self._resources.aclose()
+
+
+def _owner(instance_id: str | None, liveness: SenderLiveness | None) -> str:
+    # The sender's heartbeat id (which starts with the instance id), so what a crashed replica claimed is free as
+    # soon as its heartbeat stops; a bare instance id may come back after a restart and look alive.
+    if liveness is not None:
+        return liveness.sender_id
+    return instance_id or f"{socket.gethostname()}:{os.getpid()}"

@@ -58,5 +58,5 @@ class RemindersSettings(ServiceSettings):
     instance_id: str | None = Field(
         default=None,
         validation_alias="REMINDERS_INSTANCE_ID",
-        description="Name of this replica in claims (default: host name and process id).",
+        description="Name of this replica in claims (default: the host name); each process adds its PID and a suffix.",
     )

@@ -22,6 +22,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from notify_shared.ledger import create_schema
+from notify_shared.ledger.liveness import SenderLiveness, silent_owner
 
 metadata = sa.MetaData()
 
@@ -138,8 +139,16 @@ class MeetingMemory:
 class ReminderStore:
     """Reads and writes the schedule; every method is one transaction."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, *, liveness: SenderLiveness | None = None) -> None:
         self._engine = engine
+        # With it, what a crashed replica had claimed is free once its heartbeat stops, not after the lease.
+        self._liveness = liveness
+
+    def _claim_ended(self, table: sa.Table, now: datetime) -> sa.ColumnElement[bool]:
+        ended = table.c.lease_until < now
+        if self._liveness is None:
+            return ended
+        return sa.or_(ended, silent_owner(table.c.claimed_by, self._liveness))
 
     async def create_schema(self) -> None:
         # The shared helper takes the schema lock, so replicas starting together on a new database do not race.
@@ -264,7 +273,7 @@ class ReminderStore:
                 .where(
                     sa.or_(
                         sa.and_(reminders.c.state == ReminderState.PENDING.value, reminders.c.due_at <= now),
-                        sa.and_(reminders.c.state == ReminderState.CLAIMED.value, reminders.c.lease_until < now),
+                        sa.and_(reminders.c.state == ReminderState.CLAIMED.value, self._claim_ended(reminders, now)),
                     )
                 )
                 .order_by(reminders.c.due_at)

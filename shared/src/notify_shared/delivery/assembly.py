@@ -16,7 +16,7 @@ from notify_shared.delivery.retry import Backoff
 from notify_shared.delivery.retry_worker import RetryWorker
 from notify_shared.delivery.status_sink import StatusSink
 from notify_shared.ledger import DeliveryLedger, RetryQueue
-from notify_shared.ledger.liveness import SenderLiveness
+from notify_shared.ledger.liveness import SenderLiveness, new_sender_id
 from notify_shared.observability.http import Readiness, database_check
 from notify_shared.rendering import render_notification
 from notify_shared.settings import ServiceSettings
@@ -33,17 +33,20 @@ async def open_dispatcher(
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     metrics: DeliveryMetrics | None = None,
     readiness: Readiness | None = None,
+    instance_name: str | None = None,
 ) -> tuple[DeliveryLedger, Dispatcher]:
     """Connect the ledger and the channels named by `settings`; `resources` closes them in reverse order.
 
     With `metrics`, the dispatcher reports every outcome there; with `readiness`, `/readyz` checks the ledger's
-    database.
+    database. `instance_name` (e.g. a pod name) starts the id under which this process claims notifications.
     """
     ledger = await DeliveryLedger.connect(
         settings.database_url, clock=clock, lease_seconds=settings.delivery_lease.total_seconds()
     )
     resources.push_async_callback(ledger.aclose)
-    liveness = SenderLiveness(ledger.engine, timeout=settings.delivery_sender_timeout)
+    liveness = SenderLiveness(
+        ledger.engine, sender_id=new_sender_id(instance_name), timeout=settings.delivery_sender_timeout
+    )
     await liveness.start()
     # Closed in reverse order: the heartbeat stops (and the sender deregisters) before the ledger closes.
     resources.push_async_callback(liveness.stop)

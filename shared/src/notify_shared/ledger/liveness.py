@@ -38,9 +38,11 @@ FORGET_SENDERS_AFTER = timedelta(days=1)
 """A dead sender's row is deleted this long after its last heartbeat; its claims have long been settled."""
 
 
-def new_sender_id() -> str:
-    """A sender id that names the host and process for operators, and is never reused after a restart."""
-    return f"{socket.gethostname()[:100]}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+def new_sender_id(name: str | None = None) -> str:
+    """A sender id that names the replica (`name`, else the host) and process for operators, and is never reused
+    after a restart: a restarted replica must not look alive on behalf of the process that died."""
+    # Short enough for every table that records an owner (100 characters).
+    return f"{(name or socket.gethostname())[:60]}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
 
 
 class SenderLiveness:
