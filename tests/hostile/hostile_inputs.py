@@ -310,12 +310,15 @@ def _optional(draw: st.DrawFn, strategy: st.SearchStrategy[Any]) -> Any:
 @st.composite
 def meeting_document(draw: st.DrawFn) -> dict[str, Any]:
     starts = draw(instants)
+    # Added in UTC: wall-clock arithmetic across a daylight-saving change can end a meeting before it starts.
+    length = timedelta(minutes=draw(st.integers(min_value=1, max_value=24 * 60)))
+    ends = (starts.astimezone(UTC) + length).astimezone(starts.tzinfo)
     return {
         "meeting_id": "m-2026-7b-foreldremote",
         "kind": draw(st.sampled_from(("parent_meeting", "development_talk", "other"))),
         "title": draw(one_line),
         "starts_at": starts.isoformat(),
-        "ends_at": (starts + timedelta(minutes=draw(st.integers(min_value=1, max_value=24 * 60)))).isoformat(),
+        "ends_at": ends.isoformat(),
         "location": draw(one_line),
         "agenda": _optional(draw, long_text()),
         "organizer_name": _optional(draw, one_line),
