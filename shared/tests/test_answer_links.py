@@ -160,3 +160,26 @@ def test_settings_give_keys_that_sign_and_verify(monkeypatch: pytest.MonkeyPatch
 
     assert keys.signing_key_id == "b"
     assert _keys().verify(_token(keys), now=BEFORE_START).key_id == "b"
+
+
+def test_an_expired_link_still_tells_which_invitation_it_was_for() -> None:
+    with pytest.raises(TokenRejectedError) as rejected:
+        _keys().verify(_token(), now=STARTS_AT)
+
+    assert rejected.value.invitation == invitation_reference(**INVITATION)
+
+
+def test_the_answer_form_proof_belongs_to_one_link_and_one_deployment() -> None:
+    keys = _keys()
+    token = _token()
+    other_token = keys.sign(
+        school_id="nor-0301-bjolsen", meeting_id="m-2026-7b-1", guardian_id="g-2", expires_at=STARTS_AT
+    )
+    foreign = _keys(signing="b", b=b"someone-elses-key-0123456789abcdef0123")
+
+    assert keys.form_proof_matches(token, keys.form_proof(token))
+    assert not keys.form_proof_matches(token, keys.form_proof(other_token))
+    assert not keys.form_proof_matches(token, foreign.form_proof(token))
+    assert not keys.form_proof_matches(token, None)
+    assert not keys.form_proof_matches(token, "")
+    assert not keys.form_proof_matches(token, "é" * 16)

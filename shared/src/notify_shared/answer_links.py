@@ -69,9 +69,11 @@ class Rejection(StrEnum):
 class TokenRejectedError(Exception):
     """The token cannot be used; `reason` says why (for metrics; a parent is never told more than "not valid")."""
 
-    def __init__(self, reason: Rejection) -> None:
+    def __init__(self, reason: Rejection, *, invitation: bytes | None = None) -> None:
         super().__init__(reason.value)
         self.reason = reason
+        self.invitation = invitation
+        """For `EXPIRED` only: the genuine invitation reference, so the page can be in the guardian's language."""
 
 
 def invitation_reference(school_id: str, meeting_id: str, guardian_id: str) -> bytes:
@@ -149,8 +151,21 @@ class AnswerLinkKeys:
             raise TokenRejectedError(Rejection.BAD_SIGNATURE)
         expires_at = datetime.fromtimestamp(int.from_bytes(head[:_EXPIRES_BYTES], "big"), UTC)
         if now >= expires_at:
-            raise TokenRejectedError(Rejection.EXPIRED)
+            raise TokenRejectedError(Rejection.EXPIRED, invitation=head[_EXPIRES_BYTES:])
         return AnswerLink(key_id=key_id, invitation=head[_EXPIRES_BYTES:], expires_at=expires_at)
+
+    def form_proof(self, token: str) -> str:
+        """The anti-forgery value of the answer form behind `token`: only a page this service rendered for that
+        link carries it, so a form on another site cannot post an answer. Signed with the current key."""
+        message = _DOMAIN + b"|form|" + token.encode("utf-8", "replace")
+        digest = hmac.new(self._keys[self._signing_key_id], message, hashlib.sha256).digest()[:_SIGNATURE_BYTES]
+        return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
+
+    def form_proof_matches(self, token: str, proof: str | None) -> bool:
+        """Whether `proof` is `form_proof(token)`, compared in constant time."""
+        if not proof:
+            return False
+        return hmac.compare_digest(self.form_proof(token).encode(), proof.encode("utf-8", "replace"))
 
     def _signature(self, key_id: str, head: bytes) -> bytes:
         message = _DOMAIN + b"|" + key_id.encode("ascii") + b"|" + head

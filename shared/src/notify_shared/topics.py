@@ -11,6 +11,7 @@ MESSAGE_POSTED = "message.posted"
 ABSENCE_NOTED = "absence.noted"
 NOTIFICATION_STATUS = "notification.status"
 NOTIFICATION_DEAD_LETTER = "notification.dead-letter"
+MEETING_RSVP = "meeting.rsvp"
 
 
 @dataclass(frozen=True)
@@ -52,3 +53,7 @@ class Topics:
     @property
     def dead_letter(self) -> str:
         return self.for_event_type(NOTIFICATION_DEAD_LETTER)
+
+    @property
+    def meeting_rsvp(self) -> str:
+        return self.for_event_type(MEETING_RSVP)

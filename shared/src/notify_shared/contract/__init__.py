@@ -4,6 +4,7 @@
 """
 
 from notify_shared.contract.absences import Lesson, NotedAbsence, Pupil
+from notify_shared.contract.answers import AnswerChannel, GuardianAnswer
 from notify_shared.contract.envelope import (
     ALL_EVENT_TYPES,
     CLOUDEVENTS_JSON,
@@ -13,6 +14,7 @@ from notify_shared.contract.envelope import (
     CloudEvent,
     MeetingCancelled,
     MeetingCreated,
+    MeetingRsvp,
     MeetingUpdated,
     MessagePosted,
     NotificationDeadLettered,
@@ -32,6 +34,7 @@ __all__ = [
     "INPUT_EVENT_TYPES",
     "OUTPUT_EVENT_TYPES",
     "AbsenceNoted",
+    "AnswerChannel",
     "Channel",
     "CloudEvent",
     "ContactProblem",
@@ -39,6 +42,7 @@ __all__ = [
     "DeadLetterHeader",
     "DeliveryMode",
     "EventRejected",
+    "GuardianAnswer",
     "Lesson",
     "Meeting",
     "MeetingCancellation",
@@ -46,6 +50,7 @@ __all__ = [
     "MeetingCreated",
     "MeetingDetails",
     "MeetingKind",
+    "MeetingRsvp",
     "MeetingUpdated",
     "MessagePosted",
     "NotedAbsence",

@@ -11,6 +11,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from notify_shared.contract.absences import NotedAbsence
+from notify_shared.contract.answers import GuardianAnswer
 from notify_shared.contract.meetings import MeetingCancellation, MeetingDetails
 from notify_shared.contract.messages import PostedMessage
 from notify_shared.contract.outcomes import DeadLetter, NotificationStatusReport
@@ -96,6 +97,13 @@ class NotificationStatus(CloudEvent):
     data: NotificationStatusReport
 
 
+class MeetingRsvp(CloudEvent):
+    """A guardian answered an invitation (coming, not coming, not sure); the latest answer counts."""
+
+    type: Literal["meeting.rsvp"] = "meeting.rsvp"
+    data: GuardianAnswer
+
+
 class NotificationDeadLettered(CloudEvent):
     """A record could not be used and was set aside with the reason."""
 
@@ -115,6 +123,7 @@ INPUT_EVENT_TYPES: dict[str, type[CloudEvent]] = {
 OUTPUT_EVENT_TYPES: dict[str, type[CloudEvent]] = {
     "notification.status": NotificationStatus,
     "notification.dead-letter": NotificationDeadLettered,
+    "meeting.rsvp": MeetingRsvp,
 }
 ALL_EVENT_TYPES: dict[str, type[CloudEvent]] = {**INPUT_EVENT_TYPES, **OUTPUT_EVENT_TYPES}
 
@@ -128,6 +137,8 @@ def partition_key(event: CloudEvent) -> bytes:
         return data.pupil.pupil_id.encode()
     if isinstance(data, PostedMessage):
         return (data.pupil_id or data.class_id or data.message_id).encode()
+    if isinstance(data, GuardianAnswer):
+        return data.meeting_id.encode()
     if isinstance(data, NotificationStatusReport):
         return data.notification_id.encode()
     return event.id.encode()
