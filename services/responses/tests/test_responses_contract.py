@@ -24,5 +24,6 @@ def test_the_asyncapi_document_describes_the_meetings_in_and_the_answers_out() -
         "meeting.rsvp",
         "meeting.updated",
         "notification.dead-letter",
+        "sms.reply-unrecognised",
     ]
     assert {"MeetingRsvp", "GuardianAnswer", "AnswerChannel"} <= set(document["components"]["schemas"])

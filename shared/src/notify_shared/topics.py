@@ -12,6 +12,7 @@ ABSENCE_NOTED = "absence.noted"
 NOTIFICATION_STATUS = "notification.status"
 NOTIFICATION_DEAD_LETTER = "notification.dead-letter"
 MEETING_RSVP = "meeting.rsvp"
+SMS_REPLY_UNRECOGNISED = "sms.reply-unrecognised"
 
 
 @dataclass(frozen=True)
@@ -57,3 +58,7 @@ class Topics:
     @property
     def meeting_rsvp(self) -> str:
         return self.for_event_type(MEETING_RSVP)
+
+    @property
+    def sms_reply_unrecognised(self) -> str:
+        return self.for_event_type(SMS_REPLY_UNRECOGNISED)

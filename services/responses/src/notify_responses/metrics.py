@@ -37,7 +37,8 @@ class ResponsesMetrics(ServiceMetrics):
         self.rejected_links = Counter(
             "notify_responses_rejected_links",
             "Answer links refused, by reason: malformed, unknown_key, bad_signature, expired, unknown_invitation, "
-            "closed (cancelled or started by the database), forgery (a POST without the form's value), rate_limited.",
+            "closed (cancelled or started by the database), forgery (a POST without the form's value), rate_limited, "
+            "unsigned_sms (an inbound SMS without a valid signature).",
             ["service", "reason"],
             registry=self.registry,
         )

@@ -13,11 +13,12 @@ from notify_responses.service import Clock, ResponsesService
 from notify_responses.settings import ResponsesSettings
 from notify_responses.store import OutboxEvent, ResponseStore
 from notify_shared.answer_links import AnswerLinkKeys
-from notify_shared.contract import CLOUDEVENTS_JSON, MeetingRsvp, NotificationDeadLettered
+from notify_shared.contract import CLOUDEVENTS_JSON, MeetingRsvp, NotificationDeadLettered, SmsReplyUnrecognised
 from notify_shared.kafka.broker import build_broker
 from notify_shared.kafka.outbound import KafkaDeadLetterSink
 from notify_shared.observability import Readiness
 from notify_shared.observability.http import database_check
+from notify_shared.topics import SMS_REPLY_UNRECOGNISED
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +44,12 @@ class Runtime:
             schema=MeetingRsvp,
             title=f"{SERVICE}:meeting.rsvp",
             description="Each guardian's latest answer to an invitation, keyed by meeting id.",
+        )
+        self._unrecognised = self.broker.publisher(
+            topics.sms_reply_unrecognised,
+            schema=SmsReplyUnrecognised,
+            title=f"{SERVICE}:sms.reply-unrecognised",
+            description="SMS replies that could not be read as an answer, for the school to read.",
         )
         dead_letters = KafkaDeadLetterSink(
             self.broker.publisher(topics.dead_letter, schema=NotificationDeadLettered),
@@ -123,4 +130,5 @@ class Runtime:
 
     async def _publish(self, event: OutboxEvent) -> None:
         async with asyncio.timeout(PUBLISH_TIMEOUT_SECONDS):
-            await self._rsvp.publish(event.value, key=event.key, headers={"content-type": CLOUDEVENTS_JSON})
+            publisher = self._unrecognised if event.event_type == SMS_REPLY_UNRECOGNISED else self._rsvp
+            await publisher.publish(event.value, key=event.key, headers={"content-type": CLOUDEVENTS_JSON})

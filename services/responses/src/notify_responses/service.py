@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 
+from notify_responses.sms_replies import read_reply
 from notify_responses.store import (
     GuardianInvitation,
     InvitationState,
@@ -24,24 +25,30 @@ from notify_responses.store import (
 from notify_shared.answer_links import AnswerLinkKeys, Rejection, TokenRejectedError, invitation_reference
 from notify_shared.contract import (
     AnswerChannel,
+    CloudEvent,
     GuardianAnswer,
     MeetingCancelled,
     MeetingCreated,
     MeetingRsvp,
     MeetingUpdated,
     Rsvp,
+    SmsReplyUnrecognised,
+    UnrecognisedReason,
+    UnrecognisedReply,
     partition_key,
 )
 from notify_shared.contract.answers import MAX_COMMENT_LENGTH
 from notify_shared.ids import new_event_id
 from notify_shared.rendering.languages import available_languages, canonical_tag, choose_language
-from notify_shared.topics import MEETING_RSVP
+from notify_shared.topics import MEETING_RSVP, SMS_REPLY_UNRECOGNISED
 
 logger = logging.getLogger(__name__)
 
 MeetingEvent = MeetingCreated | MeetingUpdated | MeetingCancelled
 Clock = Callable[[], datetime]
 SOURCE = "/notify/responses"
+MAX_REPLY_LENGTH = 1600
+"""Of an SMS reply, this much is kept (ten concatenated segments; a longer one is no answer anyway)."""
 
 # Every control character but the line feed and tab a parent may type in a comment; CR LF becomes LF.
 _COMMENT_CONTROLS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
@@ -122,6 +129,8 @@ class RecordResult(StrEnum):
     """The form has problems; show it again."""
     CLOSED = "closed"
     """The link no longer takes answers (see `LinkCheck.state`)."""
+    UNRECOGNISED = "unrecognised"
+    """An SMS reply that is no answer, or from a number with no open invitation: queued for the school."""
 
 
 @dataclass(frozen=True)
@@ -150,6 +159,9 @@ class ResponsesService:
     @property
     def keys(self) -> AnswerLinkKeys:
         return self._keys
+
+    def now(self) -> datetime:
+        return self._clock()
 
     async def apply(self, event: MeetingEvent) -> None:
         """Remember the meeting and whom it invites, as this event describes them."""
@@ -180,7 +192,7 @@ class ResponsesService:
             written_standard=school.written_standard,
             cancelled=isinstance(event, MeetingCancelled),
         )
-        await self._store.save_meeting(row, invited)
+        await self._store.save_meeting(row, invited, event_time=event.time or self._clock())
         logger.info(
             "event %s (%s): meeting %s of school %s, %d guardians may answer",
             event.id,
@@ -212,7 +224,6 @@ class ResponsesService:
         if form.problems or form.answer is None:
             return Recorded(RecordResult.NEEDS_FIXING, link, form)
         now = self._clock()
-        invitation = link.invitation.invitation
         stored = StoredAnswer(
             answer=form.answer,
             interpreter_language=form.interpreter_language if form.needs_interpreter else None,
@@ -220,26 +231,97 @@ class ResponsesService:
             via=via,
             answered_at=now,
         )
+        result, state = await self._store_answer(link.invitation.invitation, stored)
+        if state is None or result is RecordResult.CLOSED:
+            return Recorded(RecordResult.CLOSED, LinkCheck(_state_of(state, now), link.language, state), form)
+        return Recorded(result, LinkCheck(LinkState.OPEN, link.language, state), form)
+
+    async def record_sms_reply(self, *, phone: str, text: str) -> SmsReplyOutcome:
+        """Record a reply to the invitation SMS from `phone` (E.164) as the answer to the guardian's latest open
+        invitation, or queue it as unrecognised for the school."""
+        now = self._clock()
+        state = await self._store.latest_open_invitation(phone, now=now)
+        if state is None:
+            return await self._unrecognised(UnrecognisedReason.UNKNOWN_NUMBER, None, text, now)
+        if _state_of(state, now) is not LinkState.OPEN:
+            return await self._unrecognised(UnrecognisedReason.NO_OPEN_INVITATION, state, text, now)
+        answer = read_reply(text, state.invitation.language)
+        if answer is None:
+            return await self._unrecognised(UnrecognisedReason.NOT_UNDERSTOOD, state, text, now)
+        earlier = state.answer
+        stored = StoredAnswer(
+            answer=answer,
+            # A reply says only yes, no or maybe: an interpreter asked for and a comment written on the page stay.
+            interpreter_language=earlier.interpreter_language if earlier is not None else None,
+            comment=earlier.comment if earlier is not None else None,
+            via=AnswerChannel.SMS,
+            answered_at=now,
+        )
+        result, _ = await self._store_answer(state.invitation, stored)
+        return SmsReplyOutcome(result, answer=answer)
+
+    async def record_unknown_sender(self, text: str) -> SmsReplyOutcome:
+        """A reply whose sender is not a phone number (an alphanumeric sender, a malformed one): for the school."""
+        return await self._unrecognised(UnrecognisedReason.UNKNOWN_NUMBER, None, text, self._clock())
+
+    async def _store_answer(
+        self, invitation: GuardianInvitation, stored: StoredAnswer
+    ) -> tuple[RecordResult, InvitationState | None]:
+        now = stored.answered_at
         event = _rsvp_event(invitation, stored)
         changed, state = await self._store.record_answer(
             invitation.reference, stored, event=event, accept=lambda current: _state_of(current, now) is LinkState.OPEN
         )
         if state is None or _state_of(state, now) is not LinkState.OPEN:
-            return Recorded(RecordResult.CLOSED, LinkCheck(_state_of(state, now), link.language, state), form)
-        link = LinkCheck(LinkState.OPEN, link.language, state)
+            return RecordResult.CLOSED, state
         if not changed:
-            return Recorded(RecordResult.UNCHANGED, link, form)
+            return RecordResult.UNCHANGED, state
         self._on_queued()
         logger.info(
             "answer %s via %s for meeting %s of school %s by guardian %s: event %s queued",
             stored.answer.value,
-            via.value,
+            stored.via.value,
             invitation.meeting_id,
             invitation.school_id,
             invitation.guardian_id,
             event.event_id,
         )
-        return Recorded(RecordResult.RECORDED, link, form)
+        return RecordResult.RECORDED, state
+
+    async def _unrecognised(
+        self, reason: UnrecognisedReason, state: InvitationState | None, text: str, now: datetime
+    ) -> SmsReplyOutcome:
+        invitation = state.invitation if state is not None else None
+        event = SmsReplyUnrecognised(
+            id=new_event_id(),
+            source=SOURCE,
+            time=now,
+            data=UnrecognisedReply(
+                reason=reason,
+                school_id=invitation.school_id if invitation else None,
+                meeting_id=invitation.meeting_id if invitation else None,
+                guardian_id=invitation.guardian_id if invitation else None,
+                text=text[:MAX_REPLY_LENGTH],
+                received_at=now,
+            ),
+        )
+        await self._store.queue_event(_outbox_event(event, SMS_REPLY_UNRECOGNISED), at=now)
+        self._on_queued()
+        logger.info(
+            "SMS reply not recorded as an answer (%s, school %s, guardian %s): event %s queued",
+            reason.value,
+            invitation.school_id if invitation else None,
+            invitation.guardian_id if invitation else None,
+            event.id,
+        )
+        return SmsReplyOutcome(RecordResult.UNRECOGNISED, reason=reason)
+
+
+@dataclass(frozen=True)
+class SmsReplyOutcome:
+    result: RecordResult
+    answer: Rsvp | None = None
+    reason: UnrecognisedReason | None = None
 
 
 def _state_of(state: InvitationState | None, now: datetime) -> LinkState:
@@ -275,10 +357,14 @@ def _rsvp_event(invitation: GuardianInvitation, answer: StoredAnswer) -> OutboxE
             via=answer.via,
         ),
     )
+    return _outbox_event(event, MEETING_RSVP)
+
+
+def _outbox_event(event: CloudEvent, event_type: str) -> OutboxEvent:
     return OutboxEvent(
         position=0,  # given by the database
         event_id=event.id,
-        event_type=MEETING_RSVP,
+        event_type=event_type,
         key=partition_key(event),
         value=event.model_dump_json(exclude_none=True).encode(),
     )

@@ -27,7 +27,13 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from notify_shared.contract import AnswerChannel, Rsvp
-from notify_shared.ledger.database import create_engine, create_schema, read_transaction, utc_from_db
+from notify_shared.ledger.database import (
+    create_engine,
+    create_schema,
+    insert_ignoring_conflicts,
+    read_transaction,
+    utc_from_db,
+)
 from notify_shared.ledger.database import metadata as _shared_metadata
 
 metadata = sa.MetaData(naming_convention=_shared_metadata.naming_convention)
@@ -57,6 +63,7 @@ invitations = sa.Table(
     sa.Column("language", sa.String(35), nullable=False),
     sa.Column("phone", sa.String(40), nullable=True, comment="E.164, to match SMS replies; nothing else"),
     sa.Column("invited", sa.Boolean, nullable=False, comment="False once an update left the guardian out"),
+    sa.Column("invited_at", sa.DateTime(timezone=True), nullable=False, comment="Time of the latest meeting event"),
     sa.Index("ix_response_invitations_meeting", "school_id", "meeting_id"),
     sa.Index("ix_response_invitations_phone", "phone"),
 )
@@ -72,6 +79,14 @@ answers = sa.Table(
     sa.Column("comment", sa.Text, nullable=True),
     sa.Column("via", sa.String(10), nullable=False),
     sa.Column("answered_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+sms_replies = sa.Table(
+    "response_sms_replies",
+    metadata,
+    sa.Column("provider", sa.String(20), primary_key=True),
+    sa.Column("message_id", sa.String(200), primary_key=True, comment="The provider's id: a retried webhook is seen"),
+    sa.Column("received_at", sa.DateTime(timezone=True), nullable=False),
 )
 
 outbox = sa.Table(
@@ -171,12 +186,15 @@ class ResponseStore:
         if self._owns_engine:
             await self._engine.dispose()
 
-    async def save_meeting(self, meeting: MeetingRow, invited: Sequence[GuardianInvitation]) -> None:
+    async def save_meeting(
+        self, meeting: MeetingRow, invited: Sequence[GuardianInvitation], *, event_time: datetime
+    ) -> None:
         """The meeting as its latest event describes it; guardians no longer listed can no longer answer."""
         async with self._engine.begin() as connection:
             await _upsert(connection, meetings, vars(meeting), keys=("school_id", "meeting_id"))
             for invitation in invited:
-                await _upsert(connection, invitations, vars(invitation) | {"invited": True}, keys=("reference",))
+                values = vars(invitation) | {"invited": True, "invited_at": event_time}
+                await _upsert(connection, invitations, values, keys=("reference",))
             await connection.execute(
                 sa.update(invitations)
                 .where(
@@ -185,6 +203,48 @@ class ResponseStore:
                     invitations.c.reference.not_in([invitation.reference for invitation in invited]),
                 )
                 .values(invited=False)
+            )
+
+    async def latest_open_invitation(self, phone: str, *, now: datetime) -> InvitationState | None:
+        """The invitation to `phone` that an SMS reply answers: the latest one sent whose meeting has not started
+        and is not cancelled; else the latest one at all (to say the school's reply came too late), else None."""
+        joined = invitations.join(
+            meetings,
+            sa.and_(meetings.c.school_id == invitations.c.school_id, meetings.c.meeting_id == invitations.c.meeting_id),
+        )
+        base = sa.select(invitations.c.reference).select_from(joined).where(invitations.c.phone == phone)
+        open_first = base.where(
+            invitations.c.invited.is_(True), meetings.c.cancelled.is_(False), meetings.c.starts_at > now
+        )
+        async with read_transaction(self._engine) as connection:
+            for query in (open_first, base):
+                reference = await connection.scalar(query.order_by(invitations.c.invited_at.desc()).limit(1))
+                if reference is not None:
+                    return await _invitation_state(connection, reference)
+        return None
+
+    async def first_sight_of_reply(self, provider: str, message_id: str, *, at: datetime) -> bool:
+        """True the first time a provider's message id is seen; False for a provider's retry of it."""
+        async with self._engine.begin() as connection:
+            inserted = await connection.execute(
+                insert_ignoring_conflicts(sms_replies, connection.dialect.name)
+                .values(provider=provider, message_id=message_id, received_at=at)
+                .returning(sms_replies.c.message_id)
+            )
+            return inserted.first() is not None
+
+    async def queue_event(self, event: OutboxEvent, *, at: datetime) -> None:
+        """An event with no answer to store alongside (an unrecognised reply)."""
+        async with self._engine.begin() as connection:
+            await connection.execute(
+                sa.insert(outbox).values(
+                    event_id=event.event_id,
+                    event_type=event.event_type,
+                    kafka_key=event.key,
+                    value=event.value,
+                    created_at=at,
+                    attempts=0,
+                )
             )
 
     async def invitation(self, reference: str) -> InvitationState | None:

@@ -4,7 +4,7 @@
 """
 
 from notify_shared.contract.absences import Lesson, NotedAbsence, Pupil
-from notify_shared.contract.answers import AnswerChannel, GuardianAnswer
+from notify_shared.contract.answers import AnswerChannel, GuardianAnswer, UnrecognisedReason, UnrecognisedReply
 from notify_shared.contract.envelope import (
     ALL_EVENT_TYPES,
     CLOUDEVENTS_JSON,
@@ -19,6 +19,7 @@ from notify_shared.contract.envelope import (
     MessagePosted,
     NotificationDeadLettered,
     NotificationStatus,
+    SmsReplyUnrecognised,
     SourceEvent,
     partition_key,
 )
@@ -62,7 +63,10 @@ __all__ = [
     "Recipient",
     "Rsvp",
     "School",
+    "SmsReplyUnrecognised",
     "SourceEvent",
+    "UnrecognisedReason",
+    "UnrecognisedReply",
     "decode_event",
     "encode_binary",
     "encode_structured",

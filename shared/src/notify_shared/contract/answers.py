@@ -53,3 +53,31 @@ class GuardianAnswer(BaseModel):
     )
     answered_at: Instant = Field(description="When the platform received the answer.")
     via: AnswerChannel = Field(description="web (the answer page) or sms (a reply to the invitation SMS).")
+
+
+class UnrecognisedReason(StrEnum):
+    """Why an SMS reply was not recorded as an answer."""
+
+    NOT_UNDERSTOOD = "not_understood"
+    """From a guardian with an open invitation, but it says neither yes, no nor maybe."""
+    NO_OPEN_INVITATION = "no_open_invitation"
+    """From a guardian's number, but no invitation of theirs takes answers now."""
+    UNKNOWN_NUMBER = "unknown_number"
+    """From a number no invitation was sent to."""
+
+
+class UnrecognisedReply(BaseModel):
+    """`data` of sms.reply-unrecognised: an SMS reply that could not be read as an answer, for the school to see."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    reason: UnrecognisedReason
+    school_id: Identifier | None = Field(default=None, description="The school, when the number is a guardian's.")
+    meeting_id: Identifier | None = Field(
+        default=None, description="The guardian's latest open invitation, when there is one."
+    )
+    guardian_id: Identifier | None = Field(default=None, description="The guardian, when the number is known.")
+    text: str = Field(
+        max_length=1600, description="The reply as received (a parent's own words: show escaped, never log)."
+    )
+    received_at: Instant

@@ -11,7 +11,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from notify_shared.contract.absences import NotedAbsence
-from notify_shared.contract.answers import GuardianAnswer
+from notify_shared.contract.answers import GuardianAnswer, UnrecognisedReply
 from notify_shared.contract.meetings import MeetingCancellation, MeetingDetails
 from notify_shared.contract.messages import PostedMessage
 from notify_shared.contract.outcomes import DeadLetter, NotificationStatusReport
@@ -104,6 +104,13 @@ class MeetingRsvp(CloudEvent):
     data: GuardianAnswer
 
 
+class SmsReplyUnrecognised(CloudEvent):
+    """An SMS reply to an invitation could not be read as an answer; the school may want to read it."""
+
+    type: Literal["sms.reply-unrecognised"] = "sms.reply-unrecognised"
+    data: UnrecognisedReply
+
+
 class NotificationDeadLettered(CloudEvent):
     """A record could not be used and was set aside with the reason."""
 
@@ -124,6 +131,7 @@ OUTPUT_EVENT_TYPES: dict[str, type[CloudEvent]] = {
     "notification.status": NotificationStatus,
     "notification.dead-letter": NotificationDeadLettered,
     "meeting.rsvp": MeetingRsvp,
+    "sms.reply-unrecognised": SmsReplyUnrecognised,
 }
 ALL_EVENT_TYPES: dict[str, type[CloudEvent]] = {**INPUT_EVENT_TYPES, **OUTPUT_EVENT_TYPES}
 
@@ -137,8 +145,9 @@ def partition_key(event: CloudEvent) -> bytes:
         return data.pupil.pupil_id.encode()
     if isinstance(data, PostedMessage):
         return (data.pupil_id or data.class_id or data.message_id).encode()
-    if isinstance(data, GuardianAnswer):
-        return data.meeting_id.encode()
+    if isinstance(data, GuardianAnswer | UnrecognisedReply):
+        # A reply from an unknown number has neither meeting nor guardian.
+        return (data.meeting_id or data.guardian_id or event.id).encode()
     if isinstance(data, NotificationStatusReport):
         return data.notification_id.encode()
     return event.id.encode()
