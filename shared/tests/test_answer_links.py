@@ -133,7 +133,7 @@ def test_signing_refuses_a_naive_time_and_a_meeting_beyond_the_token_range() -> 
         ('{"ab": "0123456789abcdef0123456789abcdef"}', "ab", "one letter or digit"),
         ('{"a": "0123456789abcdef0123456789abcdef"}', "b", "must be one of the key ids"),
         ("{not json", "a", "not a JSON object"),
-        ("{}", "a", "at least one key"),
+        ("{}", "a", "go together"),
     ],
 )
 def test_settings_with_unusable_keys_stop_start_up_naming_the_setting(

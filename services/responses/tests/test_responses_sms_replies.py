@@ -144,7 +144,7 @@ async def test_a_twilio_reply_is_accepted_only_with_twilios_signature(kafka_boot
     async with running_responses(settings, clock=SettableClock(samples.SAMPLE_NOW)) as responses:
         await _invite(settings, responses, event)
         params = [("MessageSid", "SM" + "0" * 32), ("From", "+4791000001"), ("Body", "Nei")]
-        url = settings.public_base_url + "/sms/inbound/twilio"
+        url = settings.public_url + "/sms/inbound/twilio"
         signature = twilio_signature(TWILIO_TOKEN, url, params)
 
         forged = await responses.client.post(

@@ -109,6 +109,9 @@ class AnswerLinkKeys:
 
     @classmethod
     def from_settings(cls, settings: AnswerLinkSettings) -> AnswerLinkKeys:
+        """The keys the settings give; ValueError when answer links are not configured."""
+        if not settings.answer_link_keys or settings.answer_link_signing_key_id is None:
+            raise ValueError("answer links need ANSWER_LINK_KEYS, ANSWER_LINK_SIGNING_KEY_ID and PUBLIC_BASE_URL")
         keys = {key_id: secret.get_secret_value().encode() for key_id, secret in settings.answer_link_keys.items()}
         return cls(keys, signing_key_id=settings.answer_link_signing_key_id)
 
@@ -188,27 +191,35 @@ class AnswerLinkSettings(BaseSettings):
     """The settings of every service that makes or checks answer links (docs/operations.md).
 
     Mixed into a service's settings class; the names carry no service prefix, because the invitations service
-    and the responses service must be given the same keys and base URL.
+    and the responses service must be given the same keys and base URL. All three or none: without them the
+    invitations service sends invitations without a link, and the responses service does not start.
     """
 
     model_config = SettingsConfigDict(extra="ignore", case_sensitive=False, frozen=True, validate_by_name=True)
 
     # NoDecode: parsed by `_parse_keys`, so a malformed value names ANSWER_LINK_KEYS without echoing it.
     answer_link_keys: Annotated[dict[str, SecretStr], NoDecode] = Field(
+        default_factory=dict,
         validation_alias="ANSWER_LINK_KEYS",
         description='JSON object of key id (one letter or digit) to secret key (at least 32 bytes), e.g. {"a": "…"}. '
         "Every listed key verifies answer links; remove a key to invalidate the links it signed.",
     )
-    answer_link_signing_key_id: str = Field(
+    answer_link_signing_key_id: str | None = Field(
+        default=None,
         validation_alias="ANSWER_LINK_SIGNING_KEY_ID",
         description="The key id (from ANSWER_LINK_KEYS) that signs new answer links.",
     )
-    public_base_url: str = Field(
+    public_base_url: str | None = Field(
+        default=None,
         validation_alias="PUBLIC_BASE_URL",
         pattern=r"^https?://[^/?#\s]+(/[^?#\s]*)?$",
         description="Where parents reach the responses service's page, e.g. https://svar.skole.example; "
         "answer links are <this>/r/<token>.",
     )
+
+    @property
+    def answer_links_enabled(self) -> bool:
+        return bool(self.answer_link_keys)
 
     @field_validator("answer_link_keys", mode="before")
     @classmethod
@@ -223,14 +234,17 @@ class AnswerLinkSettings(BaseSettings):
     @field_validator("answer_link_keys")
     @classmethod
     def _usable_keys(cls, keys: dict[str, SecretStr]) -> dict[str, SecretStr]:
-        if not keys:
-            raise ValueError("give at least one key id and key")
         for key_id, secret in keys.items():
             _check_key(key_id, secret.get_secret_value().encode())
         return keys
 
     @model_validator(mode="after")
-    def _signing_key_listed(self) -> AnswerLinkSettings:
-        if self.answer_link_signing_key_id not in self.answer_link_keys:
+    def _all_or_none(self) -> AnswerLinkSettings:
+        given = (bool(self.answer_link_keys), self.answer_link_signing_key_id is not None, bool(self.public_base_url))
+        if any(given) and not all(given):
+            raise ValueError(
+                "ANSWER_LINK_KEYS, ANSWER_LINK_SIGNING_KEY_ID and PUBLIC_BASE_URL go together: set all three, or none"
+            )
+        if self.answer_link_keys and self.answer_link_signing_key_id not in self.answer_link_keys:
             raise ValueError("ANSWER_LINK_SIGNING_KEY_ID must be one of the key ids in ANSWER_LINK_KEYS")
         return self

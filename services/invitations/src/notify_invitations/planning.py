@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -16,12 +17,18 @@ UPDATE = "meeting_update"
 CANCELLATION = "meeting_cancellation"
 
 
+AnswerUrl = Callable[[MeetingEvent, Recipient], str]
+"""The guardian's personal answer link for the event's meeting (`notify_shared.answer_links`)."""
+
+
 @dataclass(frozen=True)
 class PlanningContext:
-    """What planning needs besides the event: the calendar ORGANIZER and the DTSTAMP."""
+    """What planning needs besides the event: the calendar ORGANIZER, the DTSTAMP, and the answer links (None
+    when PUBLIC_BASE_URL and the link keys are not set: invitations then go out without one)."""
 
     organizer_email: str
     stamp: datetime
+    answer_url: AnswerUrl | None = None
 
 
 def _template_for(decision: MeetingDecision, guardian: Recipient) -> str | None:
@@ -62,6 +69,8 @@ def plan_notifications(
             "previous": decision.previous,
             "cancellation_note": note,
         }
+        if context.answer_url is not None and template in (INVITATION, UPDATE):
+            template_context["answer_url"] = context.answer_url(event, guardian)
         for channel in guardian.channels:
             plans.append(
                 PlannedNotification(

@@ -7,8 +7,9 @@ from contextlib import AsyncExitStack
 from datetime import UTC, datetime
 
 from notify_invitations.meeting_states import MeetingStateStore
-from notify_invitations.service import InvitationService
+from notify_invitations.service import InvitationService, answer_links
 from notify_invitations.settings import InvitationsSettings
+from notify_shared.answer_links import AnswerLinkKeys
 from notify_shared.delivery import Backoff, RetryWorker, StatusSink
 from notify_shared.delivery.assembly import open_dispatcher, retry_worker_for
 from notify_shared.observability import Readiness, ServiceMetrics
@@ -57,8 +58,11 @@ class Runtime:
         self._retries = retry_worker_for(settings, dispatcher, clock=clock)
         states = MeetingStateStore(ledger.engine)
         await states.create_schema()
+        links = None
+        if settings.answer_links_enabled and settings.public_base_url is not None:
+            links = answer_links(AnswerLinkKeys.from_settings(settings), settings.public_base_url)
         self._service = InvitationService(
-            states=states, dispatcher=dispatcher, organizer_email=settings.organizer_email
+            states=states, dispatcher=dispatcher, organizer_email=settings.organizer_email, answer_url=links
         )
 
     async def stop_retries(self) -> None:

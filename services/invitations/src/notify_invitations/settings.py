@@ -5,10 +5,11 @@ from __future__ import annotations
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
+from notify_shared.answer_links import AnswerLinkSettings
 from notify_shared.settings import ServiceSettings
 
 
-class InvitationsSettings(ServiceSettings):
+class InvitationsSettings(ServiceSettings, AnswerLinkSettings):
     """Environment of the invitations service; see docs/operations.md for the full table."""
 
     # validate_by_name: tests and tools may pass `consumer_group=`; the environment uses the prefixed alias.

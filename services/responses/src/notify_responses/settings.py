@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from notify_shared.answer_links import AnswerLinkSettings
@@ -54,3 +54,18 @@ class ResponsesSettings(ServiceSettings, AnswerLinkSettings):
         validation_alias="RESPONSES_RELAY_RETRY_MAX",
         description="Longest wait between two tries to publish while Kafka refuses events.",
     )
+
+    @model_validator(mode="after")
+    def _answer_links_configured(self) -> ResponsesSettings:
+        if not self.answer_links_enabled or self.public_base_url is None:
+            raise ValueError(
+                "the responses service needs ANSWER_LINK_KEYS, ANSWER_LINK_SIGNING_KEY_ID and PUBLIC_BASE_URL "
+                "(the same as the invitations service's)"
+            )
+        return self
+
+    @property
+    def public_url(self) -> str:
+        """PUBLIC_BASE_URL, which this service always has (checked at start-up)."""
+        assert self.public_base_url is not None
+        return self.public_base_url

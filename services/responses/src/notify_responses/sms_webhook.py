@@ -85,7 +85,7 @@ async def inbound_twilio(request: Request) -> Response:
     except InvalidReportError:
         return _json({"error": "not a form-encoded body"}, 400)
     # Twilio signs the URL it was configured with; behind the ingress that is the public one.
-    urls = [settings.public_base_url.rstrip("/") + TWILIO_PATH, str(request.url)]
+    urls = [settings.public_url.rstrip("/") + TWILIO_PATH, str(request.url)]
     token = settings.twilio_auth_token.get_secret_value()
     if not twilio_signature_matches(token, urls, params, request.headers.get(TWILIO_SIGNATURE_HEADER)):
         runtime.metrics.link_rejected("unsigned_sms")
