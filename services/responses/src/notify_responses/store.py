@@ -3,8 +3,8 @@
 What is kept, and why (docs/responses.md, "What the service stores"):
 
 - `response_meetings`: title, start, end, place and the school's time zone and written standard, to show the
-  meeting on the page and to close answers when it starts. Deleted with the meeting's answers once it is over
-  (`forget_meetings_before`).
+  meeting on the page and to close answers when it starts. Nothing deletes a meeting that is over yet: the
+  retention job is still to be written (docs/responses.md).
 - `response_invitations`: for each invited guardian, the link reference (`notify_shared.answer_links`), the
   language (the page's language) and the mobile number (to match SMS replies). No name, no email.
 - `response_answers`: each guardian's latest answer.
