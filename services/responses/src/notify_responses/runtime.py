@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from datetime import UTC, datetime
 
 from notify_responses.handlers import build_router
 from notify_responses.metrics import SERVICE, ResponsesMetrics
 from notify_responses.ratelimit import WindowLimit
 from notify_responses.relay import OutboxRelay
+from notify_responses.retention import Retention
 from notify_responses.service import Clock, ResponsesService
 from notify_responses.settings import ResponsesSettings
 from notify_responses.store import OutboxEvent, ResponseStore
@@ -66,6 +68,7 @@ class Runtime:
         self._store: ResponseStore | None = None
         self._service: ResponsesService | None = None
         self._relay: OutboxRelay | None = None
+        self._retention: Retention | None = None
 
     @property
     def service(self) -> ResponsesService:
@@ -96,6 +99,7 @@ class Runtime:
             on_published=lambda event: self.metrics.events_published.labels(SERVICE).inc(),
         )
         self._relay = relay
+        service_clock = self._clock or (lambda: datetime.now(UTC))
         service_options = {"clock": self._clock} if self._clock is not None else {}
         self._service = ResponsesService(store=store, keys=self.keys, on_queued=relay.wake, **service_options)
 
@@ -110,6 +114,8 @@ class Runtime:
             await self.stop()
             raise
         relay.start()
+        self._retention = Retention(store, keep=self.settings.retention, clock=service_clock)
+        self._retention.start()
         logger.info(
             "responses started: %d answer-link keys, signing with %r; topic prefix %r",
             len(self.settings.answer_link_keys),
@@ -119,6 +125,8 @@ class Runtime:
 
     async def stop(self) -> None:
         self.readiness.remove_check("database")
+        if self._retention is not None:
+            await self._retention.stop()
         if self._relay is not None:
             await self._relay.stop()
         try:
@@ -126,7 +134,7 @@ class Runtime:
         finally:
             if self._store is not None:
                 await self._store.aclose()
-            self._store = self._service = self._relay = None
+            self._store = self._service = self._relay = self._retention = None
 
     async def _publish(self, event: OutboxEvent) -> None:
         async with asyncio.timeout(PUBLISH_TIMEOUT_SECONDS):

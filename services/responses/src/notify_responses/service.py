@@ -161,7 +161,8 @@ class ResponsesService:
         return self._keys
 
     def now(self) -> datetime:
-        return self._clock()
+        """The clock's time in UTC: what is stored and compared in the database is UTC."""
+        return self._clock().astimezone(UTC)
 
     async def apply(self, event: MeetingEvent) -> None:
         """Remember the meeting and whom it invites, as this event describes them."""
@@ -192,7 +193,7 @@ class ResponsesService:
             written_standard=school.written_standard,
             cancelled=isinstance(event, MeetingCancelled),
         )
-        await self._store.save_meeting(row, invited, event_time=event.time or self._clock())
+        await self._store.save_meeting(row, invited, event_time=(event.time or self._clock()).astimezone(UTC))
         logger.info(
             "event %s (%s): meeting %s of school %s, %d guardians may answer",
             event.id,
@@ -204,7 +205,7 @@ class ResponsesService:
 
     async def check(self, token: str) -> LinkCheck:
         """What `token` leads to now. Reads only: opening a link never changes anything."""
-        now = self._clock()
+        now = self.now()
         try:
             link = self._keys.verify(token, now=now)
         except TokenRejectedError as rejected:
@@ -223,7 +224,7 @@ class ResponsesService:
         form = AnswerForm.from_fields(fields)
         if form.problems or form.answer is None:
             return Recorded(RecordResult.NEEDS_FIXING, link, form)
-        now = self._clock()
+        now = self.now()
         stored = StoredAnswer(
             answer=form.answer,
             interpreter_language=form.interpreter_language if form.needs_interpreter else None,
@@ -239,7 +240,7 @@ class ResponsesService:
     async def record_sms_reply(self, *, phone: str, text: str) -> SmsReplyOutcome:
         """Record a reply to the invitation SMS from `phone` (E.164) as the answer to the guardian's latest open
         invitation, or queue it as unrecognised for the school."""
-        now = self._clock()
+        now = self.now()
         state = await self._store.latest_open_invitation(phone, now=now)
         if state is None:
             return await self._unrecognised(UnrecognisedReason.UNKNOWN_NUMBER, None, text, now)
@@ -262,7 +263,7 @@ class ResponsesService:
 
     async def record_unknown_sender(self, text: str) -> SmsReplyOutcome:
         """A reply whose sender is not a phone number (an alphanumeric sender, a malformed one): for the school."""
-        return await self._unrecognised(UnrecognisedReason.UNKNOWN_NUMBER, None, text, self._clock())
+        return await self._unrecognised(UnrecognisedReason.UNKNOWN_NUMBER, None, text, self.now())
 
     async def _store_answer(
         self, invitation: GuardianInvitation, stored: StoredAnswer
