@@ -13,12 +13,17 @@ from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 import uvicorn
 from playwright.async_api import async_playwright
 from pydantic import SecretStr
 
 from notify_invitations.testing import Deployment
 from notify_invitations.testing import isolated_settings as invitations_settings
+from notify_reminders.store import reminders as reminder_rows
+from notify_reminders.testing import Deployment as RemindersDeployment
+from notify_reminders.testing import TestClock
+from notify_reminders.testing import isolated_settings as reminders_settings
 from notify_responses.app import create_app
 from notify_responses.settings import ResponsesSettings
 from notify_responses.testing import KEY, KEY_ID
@@ -141,3 +146,62 @@ async def test_a_parent_answers_from_the_invitation_email_in_a_real_browser(  # 
     assert record["data"]["guardian_id"] == guardian.guardian_id
     assert record["data"]["answer"] == "accepted"
     assert record["data"]["via"] == "web"
+
+
+async def test_a_parent_who_declines_in_the_browser_gets_no_reminder(
+    kafka_bootstrap: str, tmp_path: Path, smtp: SmtpSink, sms: SmsSink
+) -> None:
+    port = _free_port()
+    base_url = f"http://127.0.0.1:{port}"
+    links = {
+        "answer_link_keys": {KEY_ID: SecretStr(KEY)},
+        "answer_link_signing_key_id": KEY_ID,
+        "public_base_url": base_url,
+    }
+    invitations = invitations_settings(kafka_bootstrap=kafka_bootstrap, work_dir=tmp_path, smtp=smtp, sms=sms)
+    invitations = invitations.model_copy(update=links)
+    responses = responses_settings(
+        kafka_bootstrap=kafka_bootstrap, work_dir=tmp_path, topic_prefix=invitations.topic_prefix, http_port=port
+    )
+    (tmp_path / "reminders").mkdir()
+    reminders = reminders_settings(kafka_bootstrap=kafka_bootstrap, work_dir=tmp_path / "reminders", smtp=smtp, sms=sms)
+    reminders = reminders.model_copy(update={"topic_prefix": invitations.topic_prefix})
+    await create_all_topics(kafka_bootstrap, invitations.topics)
+    guardian = samples.sample_guardian(1)
+    event = samples.meeting_created(recipients=[guardian])
+    reminder_service = RemindersDeployment(reminders, TestClock(samples.SAMPLE_NOW), smtp, sms)
+
+    async with Deployment(invitations, smtp, sms).running(), _served(responses), reminder_service.running() as runtime:
+        async with EventPublisher(kafka_bootstrap, invitations.topics) as publisher:
+            await publisher.publish(event)
+        await wait_until(lambda: len(smtp.received) == 1, what="the invitation")
+        link = _link_in(smtp.received[0].message, base_url)
+
+        async def states() -> set[str]:
+            async with runtime.store.engine.connect() as connection:
+                rows = await connection.execute(
+                    sa.select(reminder_rows.c.state).where(reminder_rows.c.guardian_id == guardian.guardian_id)
+                )
+                return {row.state for row in rows}
+
+        async def scheduled() -> bool:
+            return await states() == {"pending"}
+
+        await wait_until(scheduled, within=30, what="the reminders scheduled")
+
+        async with async_playwright() as playwright:
+            browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+            try:
+                page = await browser.new_page()
+                await page.goto(link)
+                await page.get_by_label("Nei, jeg kan ikke komme").check()
+                await page.get_by_role("button").click()
+                await page.wait_for_load_state()
+                assert "Du har svart at du ikke kan komme." in await page.inner_text("main")
+            finally:
+                await browser.close()
+
+        async def cancelled() -> bool:
+            return await states() == {"cancelled"}
+
+        await wait_until(cancelled, within=60, what="the declined guardian's reminders cancelled")
