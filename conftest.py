@@ -113,6 +113,7 @@ _WATCHED_LOGGERS = (
     "notify_invitations",
     "notify_reminders",
     "notify_digest",
+    "notify_responses",
     "faststream",
     "httpx",
     "aiosmtplib",

@@ -32,6 +32,7 @@ from notify_invitations.app import create_app as create_invitations_app
 from notify_invitations.settings import InvitationsSettings
 from notify_reminders.app import create_app as create_reminders_app
 from notify_reminders.settings import RemindersSettings
+from notify_responses.settings import ResponsesSettings
 from notify_shared.kafka import service_app
 from notify_shared.observability import ServiceMetrics
 
@@ -50,13 +51,17 @@ SETTINGS_CLASSES: dict[str, type[BaseSettings]] = {
     "reminders": RemindersSettings,
     "digest": DigestSettings,
     "ingest": IngestSettings,
+    "responses": ResponsesSettings,
 }
 SERVICES = tuple(SETTINGS_CLASSES)
 CONSUMERS = ("invitations", "reminders", "digest")
 COMMANDS = {
     **{name: ["faststream", "run", f"notify_{name}.app:create_app", "--factory"] for name in CONSUMERS},
     "ingest": ["notify-ingest"],
+    "responses": ["notify-responses"],
 }
+# The services whose database URL has a prefixed name (the others read DATABASE_URL).
+DATABASE_URL_SETTINGS = {"ingest": "INGEST_DATABASE_URL", "responses": "RESPONSES_DATABASE_URL"}
 REQUIRED_ALERTS = ("NotifyDeadLetters", "NotifyFailureRateHigh", "NotifyConsumerLagHigh", "NotifyRemindersRunningLate")
 NON_ROOT_UID = 10001  # the `notify` user of deploy/docker/Dockerfile
 CONTAINER_TMP = "/tmp"  # noqa: S108 - the path inside the container that needs a volume, not a temp file here
@@ -316,7 +321,7 @@ def test_compose_services_send_email_to_mailpit_and_keep_state_in_their_own_post
     databases = created_databases()
     for name in SERVICES:
         environment = compose_environment(services[name])
-        url = environment["INGEST_DATABASE_URL" if name == "ingest" else "DATABASE_URL"]
+        url = environment[DATABASE_URL_SETTINGS.get(name, "DATABASE_URL")]
         assert url.startswith("postgresql+asyncpg://"), f"{name}: {url}"
         database = url.rsplit("/", 1)[1]
         assert database == name, f"{name} uses the database of another service: {database}"
@@ -716,7 +721,7 @@ def test_replicated_services_use_postgresql(yaml: Any, root: Path) -> None:
     data = generated_data(yaml, root)
     for name, deployment in deployments(yaml, root).items():
         environment, _ = container_environment(deployment["spec"]["template"]["spec"]["containers"][0], data)
-        url = environment["INGEST_DATABASE_URL" if name == "ingest" else "DATABASE_URL"]
+        url = environment[DATABASE_URL_SETTINGS.get(name, "DATABASE_URL")]
         if deployment["spec"].get("replicas", 1) > 1:
             assert url.startswith("postgresql+asyncpg://"), f"{name}: several replicas need PostgreSQL, not {url}"
 

@@ -15,3 +15,6 @@ CREATE DATABASE digest OWNER digest;
 
 CREATE ROLE ingest LOGIN PASSWORD 'ingest';
 CREATE DATABASE ingest OWNER ingest;
+
+CREATE ROLE responses LOGIN PASSWORD 'responses';
+CREATE DATABASE responses OWNER responses;

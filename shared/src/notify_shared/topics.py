@@ -12,6 +12,8 @@ ABSENCE_NOTED = "absence.noted"
 NOTIFICATION_STATUS = "notification.status"
 NOTIFICATION_DEAD_LETTER = "notification.dead-letter"
 EVENT_HANDLED = "event.handled"
+MEETING_RSVP = "meeting.rsvp"
+SMS_REPLY_UNRECOGNISED = "sms.reply-unrecognised"
 
 
 @dataclass(frozen=True)
@@ -57,3 +59,11 @@ class Topics:
     @property
     def event_handled(self) -> str:
         return self.for_event_type(EVENT_HANDLED)
+
+    @property
+    def meeting_rsvp(self) -> str:
+        return self.for_event_type(MEETING_RSVP)
+
+    @property
+    def sms_reply_unrecognised(self) -> str:
+        return self.for_event_type(SMS_REPLY_UNRECOGNISED)

@@ -245,7 +245,8 @@ def test_every_sms_fits_three_segments_with_long_ucs2_translations(template: str
 
     assert rendered.language == language
     assert rendered.sms_encoding == "UCS-2"
-    assert rendered.sms_segments <= 3, rendered.sms
+    # With the answer link (invitations and updates) one segment more: the link is never cut.
+    assert rendered.sms_segments <= (4 if "answer_url" in context else 3), rendered.sms
     visible = rendered.sms.replace(FSI, "").replace(PDI, "")
     assert "Bjølsen skole" in visible
     meeting = context.get("meeting")

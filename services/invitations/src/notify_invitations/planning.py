@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -17,15 +18,21 @@ UPDATE = "meeting_update"
 CANCELLATION = "meeting_cancellation"
 
 
+AnswerUrl = Callable[[MeetingEvent, Recipient], str]
+"""The guardian's personal answer link for the event's meeting (`notify_shared.answer_links`)."""
+
+
 @dataclass(frozen=True)
 class PlanningContext:
-    """What planning needs besides the event: the calendar ORGANIZER and the DTSTAMP, and, to hold SMS back
-    through the night, the time now and the quiet hours (None: SMS go at once)."""
+    """What planning needs besides the event: the calendar ORGANIZER and the DTSTAMP; to hold SMS back through the
+    night, the time now and the quiet hours (None: SMS go at once); and the answer links (None when
+    PUBLIC_BASE_URL and the link keys are not set: invitations then go out without one)."""
 
     organizer_email: str
     stamp: datetime
     now: datetime | None = None
     quiet_hours: QuietHours | None = None
+    answer_url: AnswerUrl | None = None
 
 
 def _sms_not_before(event: MeetingEvent, context: PlanningContext) -> datetime | None:
@@ -81,6 +88,8 @@ def plan_notifications(
             "previous": decision.previous,
             "cancellation_note": note,
         }
+        if context.answer_url is not None and template in (INVITATION, UPDATE):
+            template_context["answer_url"] = context.answer_url(event, guardian)
         for channel in guardian.channels:
             plans.append(
                 PlannedNotification(

@@ -8,8 +8,9 @@ from datetime import UTC, datetime
 
 from notify_invitations.meeting_states import MeetingStateStore
 from notify_invitations.retention import rules as retention_rules
-from notify_invitations.service import InvitationService
+from notify_invitations.service import InvitationService, answer_links
 from notify_invitations.settings import InvitationsSettings
+from notify_shared.answer_links import AnswerLinkKeys
 from notify_shared.delivery import Backoff, HandledSink, RetryWorker, StatusSink
 from notify_shared.delivery.assembly import open_dispatcher, retry_worker_for
 from notify_shared.ledger.retention import ledger_rules
@@ -70,11 +71,15 @@ class Runtime:
             registry=metrics.registry if metrics is not None else None,
             clock=clock,
         )
+        links = None
+        if settings.answer_links_enabled and settings.public_base_url is not None:
+            links = answer_links(AnswerLinkKeys.from_settings(settings), settings.public_base_url)
         self._service = InvitationService(
             states=states,
             dispatcher=dispatcher,
             organizer_email=settings.organizer_email,
             quiet_hours=settings.quiet_hours,
+            answer_url=links,
             handled=handled,
             clock=clock,
         )

@@ -7,8 +7,10 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 from notify_invitations.meeting_states import DecisionKind, MeetingDecision, MeetingEvent, MeetingStateStore
-from notify_invitations.planning import PlanningContext, plan_notifications
-from notify_shared.contract import HandlingOutcome
+from notify_invitations.planning import AnswerUrl, PlanningContext, plan_notifications
+from notify_shared.answer_links import AnswerLinkKeys
+from notify_shared.answer_links import answer_url as notify_answer_url
+from notify_shared.contract import HandlingOutcome, Recipient
 from notify_shared.delivery import (
     CollectingHandledSink,
     DeliveryOutcome,
@@ -23,6 +25,22 @@ from notify_shared.quiet_hours import QuietHours
 logger = logging.getLogger(__name__)
 
 
+def answer_links(keys: AnswerLinkKeys, public_base_url: str) -> AnswerUrl:
+    """Each guardian's link to the responses service's answer page, expiring when the meeting starts."""
+
+    def answer_url(event: MeetingEvent, guardian: Recipient) -> str:
+        data = event.data
+        token = keys.sign(
+            school_id=data.school.id,
+            meeting_id=data.meeting.meeting_id,
+            guardian_id=guardian.guardian_id,
+            expires_at=data.meeting.starts_at,
+        )
+        return notify_answer_url(public_base_url, token)
+
+    return answer_url
+
+
 class InvitationService:
     """Handles one meeting event at a time; safe to call again with the same event."""
 
@@ -35,6 +53,7 @@ class InvitationService:
         quiet_hours: QuietHours | None = None,
         handled: HandledSink | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        answer_url: AnswerUrl | None = None,
     ) -> None:
         self._states = states
         self._dispatcher = dispatcher
@@ -42,6 +61,7 @@ class InvitationService:
         self._quiet_hours = quiet_hours
         self._reporter = EventReporter(handled or CollectingHandledSink(), service="invitations", clock=clock)
         self._clock = clock
+        self._answer_url = answer_url
 
     async def handle(self, event: MeetingEvent) -> list[DeliveryOutcome]:
         decision = await self._states.decide(event)
@@ -53,6 +73,7 @@ class InvitationService:
                 stamp=event.time or self._clock(),
                 now=self._clock(),
                 quiet_hours=self._quiet_hours,
+                answer_url=self._answer_url,
             ),
         )
         outcomes = await self._dispatcher.dispatch(plans)

@@ -8,12 +8,13 @@ from typing import Annotated, Any
 from pydantic import Field, field_validator
 from pydantic_settings import NoDecode, SettingsConfigDict
 
+from notify_shared.answer_links import AnswerLinkSettings
 from notify_shared.ledger.database import DatabaseUrl
 from notify_shared.quiet_hours import QuietHours
 from notify_shared.settings import ServiceSettings
 
 
-class InvitationsSettings(ServiceSettings):
+class InvitationsSettings(ServiceSettings, AnswerLinkSettings):
     """Environment of the invitations service; see docs/operations.md for the full table."""
 
     # validate_by_name: tests and tools may pass `consumer_group=`; the environment uses the prefixed alias.

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from faststream import AckPolicy
 from faststream.kafka import KafkaRouter
+from faststream.kafka.annotations import KafkaMessage
 
+from notify_reminders.answers import decode_answer
 from notify_reminders.runtime import Runtime
 from notify_shared import topics as event_types
 from notify_shared.contract import MeetingCancelled, MeetingCreated, MeetingUpdated
@@ -48,4 +50,19 @@ def build_router(
         title=f"{SERVICE}:meetings",
         description="Meetings scheduled, changed or called off: reminders are scheduled, moved or cancelled.",
     )(on_meeting_event)
+
+    # Guardians' answers (notify_reminders.answers): a "no" cancels the reminders still to come.
+    async def on_answer(message: KafkaMessage) -> None:
+        event = await decode_answer(message.raw_message, dead_letters=dead_letters, service=SERVICE)
+        if event is not None:
+            await pause.run(lambda: runtime.apply_answer(event.data), event_id=event.id)
+
+    router.subscriber(
+        topics.meeting_rsvp,
+        group_id=group_id,
+        auto_offset_reset="earliest",
+        ack_policy=AckPolicy.NACK_ON_ERROR,
+        title=f"{SERVICE}:answers",
+        description="Guardians' answers: no reminder after a no; an accepted guardian's reminder says so.",
+    )(on_answer)
     return router

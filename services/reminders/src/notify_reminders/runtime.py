@@ -6,8 +6,9 @@ import os
 import socket
 from collections.abc import Callable
 from contextlib import AsyncExitStack
-from datetime import datetime
+from datetime import UTC, datetime
 
+from notify_reminders.answers import AnswerApplier
 from notify_reminders.firing import ReminderRunner
 from notify_reminders.retention import rules as retention_rules
 from notify_reminders.scheduling import Scheduler
@@ -15,6 +16,7 @@ from notify_reminders.service import ReminderService
 from notify_reminders.settings import RemindersSettings
 from notify_reminders.store import ReminderStore
 from notify_shared.alarm import Alarm
+from notify_shared.contract import GuardianAnswer
 from notify_shared.delivery import Backoff, HandledSink, RetryWorker, StatusSink
 from notify_shared.delivery.assembly import open_dispatcher, retry_worker_for
 from notify_shared.ledger.liveness import SenderLiveness
@@ -32,6 +34,8 @@ class Runtime:
         self._retries: RetryWorker | None = None
         self._runner: ReminderRunner | None = None
         self._store: ReminderStore | None = None
+        self._answers: AnswerApplier | None = None
+        self._clock: Callable[[], datetime] = lambda: datetime.now(UTC)
         self._resources = AsyncExitStack()
 
     @property
@@ -110,12 +114,22 @@ class Runtime:
         self._alarm = alarm = Alarm(
             work=runner.fire_due, next_due=store.next_due, clock=clock, poll_interval=settings.poll_interval
         )
+        self._answers = AnswerApplier(ledger.engine)
+        await self._answers.create_schema()
+        self._clock = clock
         self._service = ReminderService(
             scheduler=Scheduler(ledger.engine, settings.policies, clock),
             dispatcher=dispatcher,
             on_schedule_changed=alarm.rearm,
             handled=handled,
         )
+
+    async def apply_answer(self, answer: GuardianAnswer) -> None:
+        """A guardian's answer (notify_reminders.answers); the alarm is re-armed for reminders it brought back."""
+        if self._answers is None:
+            raise RuntimeError("the reminders service is not started")
+        if await self._answers.apply(answer, now=self._clock()):
+            await self.alarm.rearm()
 
     async def stop_retries(self) -> None:
         """Stop the retry worker, if it was started (start-up may have failed before)."""

@@ -4,6 +4,7 @@
 """
 
 from notify_shared.contract.absences import Lesson, NotedAbsence, Pupil
+from notify_shared.contract.answers import AnswerChannel, GuardianAnswer, UnrecognisedReason, UnrecognisedReply
 from notify_shared.contract.envelope import (
     ALL_EVENT_TYPES,
     CLOUDEVENTS_JSON,
@@ -13,10 +14,12 @@ from notify_shared.contract.envelope import (
     CloudEvent,
     MeetingCancelled,
     MeetingCreated,
+    MeetingRsvp,
     MeetingUpdated,
     MessagePosted,
     NotificationDeadLettered,
     NotificationStatus,
+    SmsReplyUnrecognised,
     SourceEvent,
     partition_key,
 )
@@ -38,6 +41,7 @@ __all__ = [
     "INPUT_EVENT_TYPES",
     "OUTPUT_EVENT_TYPES",
     "AbsenceNoted",
+    "AnswerChannel",
     "Channel",
     "CloudEvent",
     "ContactProblem",
@@ -47,6 +51,7 @@ __all__ = [
     "EventHandled",
     "EventHandledReport",
     "EventRejected",
+    "GuardianAnswer",
     "HandlingOutcome",
     "Lesson",
     "Meeting",
@@ -55,6 +60,7 @@ __all__ = [
     "MeetingCreated",
     "MeetingDetails",
     "MeetingKind",
+    "MeetingRsvp",
     "MeetingUpdated",
     "MessagePosted",
     "NotedAbsence",
@@ -66,7 +72,10 @@ __all__ = [
     "Recipient",
     "Rsvp",
     "School",
+    "SmsReplyUnrecognised",
     "SourceEvent",
+    "UnrecognisedReason",
+    "UnrecognisedReply",
     "decode_event",
     "encode_binary",
     "encode_structured",

@@ -13,6 +13,7 @@ from pydantic.config import JsonDict
 from rfc3986_validator import validate_rfc3986
 
 from notify_shared.contract.absences import NotedAbsence
+from notify_shared.contract.answers import GuardianAnswer, UnrecognisedReply
 from notify_shared.contract.meetings import MeetingCancellation, MeetingDetails
 from notify_shared.contract.messages import PostedMessage
 from notify_shared.contract.outcomes import DeadLetter, NotificationStatusReport
@@ -120,6 +121,20 @@ class NotificationStatus(CloudEvent):
     data: NotificationStatusReport
 
 
+class MeetingRsvp(CloudEvent):
+    """A guardian answered an invitation (coming, not coming, not sure); the latest answer counts."""
+
+    type: Literal["meeting.rsvp"] = "meeting.rsvp"
+    data: GuardianAnswer
+
+
+class SmsReplyUnrecognised(CloudEvent):
+    """An SMS reply to an invitation could not be read as an answer; the school may want to read it."""
+
+    type: Literal["sms.reply-unrecognised"] = "sms.reply-unrecognised"
+    data: UnrecognisedReply
+
+
 class NotificationDeadLettered(CloudEvent):
     """A record could not be used and was set aside with the reason."""
 
@@ -139,6 +154,8 @@ INPUT_EVENT_TYPES: dict[str, type[CloudEvent]] = {
 OUTPUT_EVENT_TYPES: dict[str, type[CloudEvent]] = {
     "notification.status": NotificationStatus,
     "notification.dead-letter": NotificationDeadLettered,
+    "meeting.rsvp": MeetingRsvp,
+    "sms.reply-unrecognised": SmsReplyUnrecognised,
 }
 ALL_EVENT_TYPES: dict[str, type[CloudEvent]] = {**INPUT_EVENT_TYPES, **OUTPUT_EVENT_TYPES}
 
@@ -152,6 +169,9 @@ def partition_key(event: CloudEvent) -> bytes:
         return data.pupil.pupil_id.encode()
     if isinstance(data, PostedMessage):
         return (data.pupil_id or data.class_id or data.message_id).encode()
+    if isinstance(data, GuardianAnswer | UnrecognisedReply):
+        # A reply from an unknown number has neither meeting nor guardian.
+        return (data.meeting_id or data.guardian_id or event.id).encode()
     if isinstance(data, NotificationStatusReport):
         return data.notification_id.encode()
     return event.id.encode()

@@ -67,8 +67,12 @@ def sample_context(template: str, language: str = "nb") -> dict[str, object]:
     guardian = sample_guardian(language)
     meeting = samples.sample_meeting()
     common: dict[str, object] = {"school": school, "guardian": guardian}
+    # The link the invitations service puts in invitations and updates (notify_shared.answer_links): a token is
+    # always 35 characters, so this one has the length a real link has.
+    answer_url = "https://svar.bjolsen.example/r/a" + "x" * 34
     if template in ("meeting_invitation", "meeting_reminder"):
-        return common | {"meeting": meeting, "moved": False}
+        link = {"answer_url": answer_url} if template == "meeting_invitation" else {}
+        return common | {"meeting": meeting, "moved": False} | link
     if template == "meeting_update":
         # The update the CLI's sample publishes: moved to the gym hall, and a week later.
         moved = samples.sample_meeting(
@@ -76,7 +80,12 @@ def sample_context(template: str, language: str = "nb") -> dict[str, object]:
             starts_at=meeting.starts_at + timedelta(days=7),
             ends_at=meeting.ends_at + timedelta(days=7),
         )
-        return common | {"meeting": moved, "previous": meeting, "changes": frozenset({"time", "place"})}
+        return common | {
+            "meeting": moved,
+            "previous": meeting,
+            "changes": frozenset({"time", "place"}),
+            "answer_url": answer_url,
+        }
     if template == "meeting_cancellation":
         cancelled = samples.meeting_cancelled(meeting=meeting).data
         return common | {"meeting": meeting, "cancellation_note": cancelled.cancellation_note}

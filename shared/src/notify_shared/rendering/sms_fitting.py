@@ -231,8 +231,9 @@ def _compose(lines: Sequence[SmsLine], budget: int) -> str:
     return fit_sms(_join(kept[:-1]), "", kept[-1] if kept else "", "", budget)
 
 
-def compose_sms(lines: Iterable[SmsLine | None], segments: int, max_segments: int | None = None) -> str:
-    """The `lines` that fit in `segments` billed segments, or in `max_segments` when the essentials need it.
+def compose_sms(lines: Iterable[SmsLine | None], segments: int, max_segments: int | None = None, *larger: int) -> str:
+    """The `lines` that fit in `segments` billed segments, or in `max_segments` when the essentials need it
+    (and in each of `larger` in turn, for a notice whose essentials include a link: see meeting_invitation).
 
     The smaller budget is used whenever the lines that are always kept (with every optional line given way)
     fit in it; otherwise the larger one, where the optional lines get their room back. That keeps Norwegian
@@ -245,7 +246,7 @@ def compose_sms(lines: Iterable[SmsLine | None], segments: int, max_segments: in
     it is measured as UCS-2 and gets the third segment, instead of keeping two by dropping every Polish line.
     """
     present = [line for line in lines if isinstance(line, SmsLine) and line.text]
-    budgets = sorted({segments, max_segments or segments})
+    budgets = sorted({segments, max_segments or segments, *larger})
     reduced = _join(line.whole if line.drop is None else line.instead for line in present)
     encoding = needed_encoding(_join(line.whole for line in present if not line.cut))
     for budget in budgets[:-1]:

@@ -1,0 +1,142 @@
+"""What the responses service holds while it runs: the broker, the database, the relay, metrics and limits."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import UTC, datetime
+
+from notify_responses.handlers import build_router
+from notify_responses.metrics import SERVICE, ResponsesMetrics
+from notify_responses.ratelimit import WindowLimit
+from notify_responses.relay import OutboxRelay
+from notify_responses.retention import Retention
+from notify_responses.service import Clock, ResponsesService
+from notify_responses.settings import ResponsesSettings
+from notify_responses.store import OutboxEvent, ResponseStore
+from notify_shared.answer_links import AnswerLinkKeys
+from notify_shared.contract import CLOUDEVENTS_JSON, MeetingRsvp, NotificationDeadLettered, SmsReplyUnrecognised
+from notify_shared.kafka.broker import build_broker
+from notify_shared.kafka.outbound import KafkaDeadLetterSink
+from notify_shared.observability import Readiness
+from notify_shared.observability.http import database_check
+from notify_shared.topics import SMS_REPLY_UNRECOGNISED
+
+logger = logging.getLogger(__name__)
+
+PUBLISH_TIMEOUT_SECONDS = 10.0
+"""One publish to Kafka may take this long before the relay counts it as failed and backs off."""
+
+
+class Runtime:
+    """Built from the settings; `start` opens the database, the broker (consuming meetings) and the relay."""
+
+    def __init__(self, settings: ResponsesSettings, *, clock: Clock | None = None) -> None:
+        self.settings = settings
+        self.keys = AnswerLinkKeys.from_settings(settings)
+        self.metrics = ResponsesMetrics()
+        self.client_limit = WindowLimit(settings.requests_per_client_per_minute, 60)
+        self.link_limit = WindowLimit(settings.answers_per_link_per_hour, 3600)
+        self.broker = build_broker(
+            settings, client_id=f"notify-{SERVICE}", middlewares=(self.metrics.consumer_middleware(),)
+        )
+        topics = settings.topics
+        self._rsvp = self.broker.publisher(
+            topics.meeting_rsvp,
+            schema=MeetingRsvp,
+            title=f"{SERVICE}:meeting.rsvp",
+            description="Each guardian's latest answer to an invitation, keyed by meeting id.",
+        )
+        self._unrecognised = self.broker.publisher(
+            topics.sms_reply_unrecognised,
+            schema=SmsReplyUnrecognised,
+            title=f"{SERVICE}:sms.reply-unrecognised",
+            description="SMS replies that could not be read as an answer, for the school to read.",
+        )
+        dead_letters = KafkaDeadLetterSink(
+            self.broker.publisher(topics.dead_letter, schema=NotificationDeadLettered),
+            on_published=self.metrics.dead_lettered,
+        )
+        self.broker.include_router(
+            build_router(
+                topics=topics, group_id=settings.consumer_group, dead_letters=dead_letters, service=lambda: self.service
+            )
+        )
+        self.metrics.watch_consumer_lag(self.broker)
+        self.readiness = Readiness(self.broker)
+        self._clock = clock
+        self._store: ResponseStore | None = None
+        self._service: ResponsesService | None = None
+        self._relay: OutboxRelay | None = None
+        self._retention: Retention | None = None
+
+    @property
+    def service(self) -> ResponsesService:
+        if self._service is None:
+            raise RuntimeError("the responses service is not started")
+        return self._service
+
+    @property
+    def store(self) -> ResponseStore:
+        if self._store is None:
+            raise RuntimeError("the responses service is not started")
+        return self._store
+
+    @property
+    def relay(self) -> OutboxRelay:
+        if self._relay is None:
+            raise RuntimeError("the responses service is not started")
+        return self._relay
+
+    async def start(self) -> None:
+        store = await ResponseStore.connect(self.settings.database_url)
+        self._store = store
+        relay = OutboxRelay(
+            store,
+            self._publish,
+            poll_interval_seconds=self.settings.relay_poll_interval.total_seconds(),
+            retry_max_seconds=self.settings.relay_retry_max.total_seconds(),
+            on_published=lambda event: self.metrics.events_published.labels(SERVICE).inc(),
+        )
+        self._relay = relay
+        service_clock = self._clock or (lambda: datetime.now(UTC))
+        service_options = {"clock": self._clock} if self._clock is not None else {}
+        self._service = ResponsesService(store=store, keys=self.keys, on_queued=relay.wake, **service_options)
+
+        async def outbox_waiting() -> None:
+            self.metrics.outbox_waiting.labels(SERVICE).set(await store.waiting())
+
+        self.metrics.on_scrape(outbox_waiting)
+        self.readiness.add_check("database", database_check(store.engine))
+        try:
+            await self.broker.start()
+        except BaseException:
+            await self.stop()
+            raise
+        relay.start()
+        self._retention = Retention(store, keep=self.settings.retention, clock=service_clock)
+        self._retention.start()
+        logger.info(
+            "responses started: %d answer-link keys, signing with %r; topic prefix %r",
+            len(self.settings.answer_link_keys),
+            self.keys.signing_key_id,
+            self.settings.topic_prefix,
+        )
+
+    async def stop(self) -> None:
+        self.readiness.remove_check("database")
+        if self._retention is not None:
+            await self._retention.stop()
+        if self._relay is not None:
+            await self._relay.stop()
+        try:
+            await self.broker.stop()
+        finally:
+            if self._store is not None:
+                await self._store.aclose()
+            self._store = self._service = self._relay = self._retention = None
+
+    async def _publish(self, event: OutboxEvent) -> None:
+        async with asyncio.timeout(PUBLISH_TIMEOUT_SECONDS):
+            publisher = self._unrecognised if event.event_type == SMS_REPLY_UNRECOGNISED else self._rsvp
+            await publisher.publish(event.value, key=event.key, headers={"content-type": CLOUDEVENTS_JSON})
