@@ -731,7 +731,7 @@ def test_every_postgresql_url_asks_for_verified_tls(yaml: Any, root: Path) -> No
     data = generated_data(yaml, root)
     for name, deployment in deployments(yaml, root).items():
         environment, _ = container_environment(deployment["spec"]["template"]["spec"]["containers"][0], data)
-        url = environment["INGEST_DATABASE_URL" if name == "ingest" else "DATABASE_URL"]
+        url = environment[DATABASE_URL_SETTINGS.get(name, "DATABASE_URL")]
         assert url.endswith("?ssl=verify-full"), f"{name}: {url.split('@')[-1]}"
 
 
