@@ -24,6 +24,9 @@ from notify_shared.testing.faults import OwnKafkaBroker
 
 REPO = Path(__file__).resolve().parent
 
+# Derandomized Hypothesis with printed reproduction blobs when CI=true (see the module's docstring).
+pytest_plugins = ["notify_shared.testing.hypothesis_profiles"]
+
 
 def _docker_answers() -> bool:
     if shutil.which("docker") is None:

@@ -135,7 +135,8 @@ async def _get(app: AsgiFastStream, path: str) -> httpx.Response:
 async def test_readyz_is_503_and_names_the_database_when_it_is_unreachable(kafka_bootstrap: str) -> None:
     broker = KafkaBroker(kafka_bootstrap)
     readiness = Readiness(broker, timeout=5)
-    engine = create_engine(f"postgresql+asyncpg://postgres@127.0.0.1:{_closed_port()}/notify")
+    port = _closed_port()
+    engine = create_engine(f"postgresql+asyncpg://postgres@127.0.0.1:{port}/notify")
     readiness.add_check("database", database_check(engine))
     app = AsgiFastStream(broker, asgi_routes=health_routes(readiness=readiness, metrics=ServiceMetrics("test")))
     try:
@@ -147,7 +148,9 @@ async def test_readyz_is_503_and_names_the_database_when_it_is_unreachable(kafka
     assert response.status_code == 503
     failed = response.json()["failed"]
     assert list(failed) == ["database"]
-    assert "5432" not in response.text
+    # The answer is public: it names the dependency, never where it lives or who logs in to it.
+    for detail in (str(port), "127.0.0.1", "postgres@", "asyncpg"):
+        assert detail not in response.text
     assert (await _get(app, "/healthz")).status_code == 200
 
 

@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.schema import CreateIndex
 
 from notify_shared.contract import Channel, NotificationStatusReport
+from notify_shared.delivery.status_backlog import StatusBacklog
 from notify_shared.delivery.status_sink import StatusSink
 from notify_shared.delivery_reports.formats import ProviderReport
 from notify_shared.ledger.ledger import DeliveryLedger
@@ -53,6 +54,7 @@ class DeliveryReportReceiver:
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._database_url = database_url
+        self._publish_to = status_sink
         self._status_sink = status_sink
         self._metrics = metrics
         self._clock = clock
@@ -66,6 +68,10 @@ class DeliveryReportReceiver:
             await ledger.aclose()
             raise
         self._ledger = ledger
+        # The ledger has the new status before Kafka is asked: a status event Kafka refuses is kept in the same
+        # database and published by the service's retry worker, as the dispatcher's are. Answering the provider
+        # 500 instead would not help: its resent report finds the status applied already and publishes nothing.
+        self._status_sink = StatusBacklog(ledger.engine, self._publish_to, clock=self._clock).sink()
 
     async def close(self) -> None:
         ledger, self._ledger = self._ledger, None

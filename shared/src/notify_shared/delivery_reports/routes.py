@@ -104,8 +104,8 @@ class ReportEndpoint:
         except ReceiverNotReadyError:
             return _Answer(503, {"error": "not ready"}, retry_later)
         except Exception:
-            # The database or Kafka failed. If the ledger had already changed, a resent report is `repeated` and
-            # publishes nothing: the status stays in the ledger (`notify status`) but its event is missing.
+            # The database failed (a status event Kafka refuses is kept by the receiver, not raised): the provider
+            # sends the report again later.
             logger.exception("delivery report on %s from %s failed", scope["path"], report.provider)
             return _Answer(500, {"error": "internal error"})
         if outcome is ReportOutcome.NOT_SENT_YET:

@@ -15,6 +15,7 @@ import re
 import shutil
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -263,3 +264,23 @@ class OwnKafkaBroker:
 
     def stop(self) -> None:
         self.command("stop")
+
+
+class HungSqliteDatabase:
+    """Another process holding a SQLite database's write lock, as a stuck migration or backup would: every write
+    of the service waits through its busy timeout and fails, so its handler is held in the middle of an event."""
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        self._connection: sqlite3.Connection | None = None
+
+    def hang(self) -> None:
+        # autocommit mode (isolation_level=None), so BEGIN IMMEDIATE is ours to issue and takes the write lock now.
+        self._connection = sqlite3.connect(self._path, timeout=60, isolation_level=None, check_same_thread=False)
+        self._connection.execute("BEGIN IMMEDIATE")
+
+    def recover(self) -> None:
+        if self._connection is not None:
+            self._connection.execute("ROLLBACK")
+            self._connection.close()
+            self._connection = None
