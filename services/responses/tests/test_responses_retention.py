@@ -7,11 +7,12 @@ from datetime import timedelta
 import pytest
 import sqlalchemy as sa
 
-from notify_responses.retention import Retention
+from notify_responses.retention import rules
 from notify_responses.settings import ResponsesSettings
 from notify_responses.store import answers, invitations, meetings
 from notify_responses.testing import RunningResponses, link_for
 from notify_shared import samples
+from notify_shared.retention.job import Retention
 from notify_shared.testing.clocks import SettableClock
 from notify_shared.testing.kafka import EventPublisher
 from notify_shared.testing.waiting import wait_until
@@ -37,14 +38,19 @@ async def test_a_finished_meeting_is_forgotten_after_the_retention_time_and_not_
 
     await wait_until(known, within=30, what="the meeting known to the service")
     assert (await responses.answer(token, answer="accepted")).status_code == 200
-    retention = Retention(responses.runtime.store, keep=settings.retention, clock=clock)
+    retention = Retention(responses.runtime.store.engine, rules(), settings.retention_windows, clock=clock)
+    keep = settings.retention_personal_data
 
-    clock.now = event.data.meeting.ends_at + settings.retention - timedelta(minutes=1)
-    assert await retention.run_once() == 0
+    async def meetings_forgotten() -> int:
+        counts = {count.rule: count.rows for count in await retention.purge()}
+        return counts["responses.meetings"]
+
+    clock.now = event.data.meeting.ends_at + keep - timedelta(minutes=1)
+    assert await meetings_forgotten() == 0
     assert await _rows(responses, answers) == 1
 
-    clock.now = event.data.meeting.ends_at + settings.retention + timedelta(minutes=1)
-    assert await retention.run_once() == 1
+    clock.now = event.data.meeting.ends_at + keep + timedelta(minutes=1)
+    assert await meetings_forgotten() == 1
 
     for table in (meetings, invitations, answers):
         assert await _rows(responses, table) == 0

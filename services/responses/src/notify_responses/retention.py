@@ -1,55 +1,71 @@
-"""Forgetting what is no longer needed: a meeting, its invitations (with the guardians' numbers) and answers are
-deleted `RESPONSES_RETENTION` after the meeting ended. The school has the answers as meeting.rsvp events; this
-service keeps them only to show the page and to publish changes."""
+"""How long the responses service keeps meetings, invitations and answers (docs/privacy.md).
+
+A meeting, its invitations (with the guardians' phone numbers, to match SMS replies) and the answers (with the
+parents' comments) are needed until answers close at the meeting's start, and to show the "this meeting has
+passed" page a little after; they go the personal-data window after the meeting ended. The school has every
+answer as a `meeting.rsvp` event. Published outbox events and the ids of SMS replies seen go the same window
+after they were published or received. Erasing a guardian deletes their invitations and answers; an answer not
+yet published stays in the outbox until it is, then goes with the window.
+"""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import logging
-from collections.abc import Callable
-from datetime import datetime, timedelta
+import sqlalchemy as sa
 
-from notify_responses.store import ResponseStore
-
-logger = logging.getLogger(__name__)
-
-EVERY = timedelta(hours=1)
-"""How often finished meetings are looked for."""
+from notify_responses.store import answers, invitations, meetings, outbox, sms_replies
+from notify_shared.retention.rules import RetentionRule, rows_of_guardian
+from notify_shared.retention.windows import Window
 
 
-class Retention:
-    """One loop per replica; deleting what another replica already deleted is harmless."""
-
-    def __init__(self, store: ResponseStore, *, keep: timedelta, clock: Callable[[], datetime]) -> None:
-        self._store = store
-        self._keep = keep
-        self._clock = clock
-        self._task: asyncio.Task[None] | None = None
-
-    async def run_once(self) -> int:
-        forgotten = await self._store.forget_meetings_ended_before(self._clock() - self._keep)
-        if forgotten:
-            logger.info("retention: %d finished meetings forgotten with their invitations and answers", forgotten)
-        return forgotten
-
-    def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self._run(), name="responses-retention")
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-
-    async def _run(self) -> None:
-        while True:
-            try:
-                await self.run_once()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                logger.exception("retention: finished meetings could not be deleted; trying again in an hour")
-            await asyncio.sleep(EVERY.total_seconds())
+def rules() -> list[RetentionRule]:
+    # Invitations and answers before their meetings: each rule finds its rows through the meeting's end.
+    return [
+        RetentionRule(
+            name="responses.invitations",
+            table=invitations,
+            holds="Who was invited to which meeting, in which language, with the phone number an SMS reply may "
+            "come from: to show the page and to match replies.",
+            window=Window.PERSONAL_DATA,
+            expired=lambda cutoff: sa.exists().where(
+                meetings.c.school_id == invitations.c.school_id,
+                meetings.c.meeting_id == invitations.c.meeting_id,
+                meetings.c.ends_at <= cutoff,
+            ),
+            of_guardian=rows_of_guardian(invitations),
+        ),
+        RetentionRule(
+            name="responses.answers",
+            table=answers,
+            holds="Each guardian's latest answer, interpreter language and comment: to show it on the page and to "
+            "publish only real changes.",
+            window=Window.PERSONAL_DATA,
+            expired=lambda cutoff: sa.exists().where(
+                meetings.c.school_id == answers.c.school_id,
+                meetings.c.meeting_id == answers.c.meeting_id,
+                meetings.c.ends_at <= cutoff,
+            ),
+            of_guardian=rows_of_guardian(answers),
+        ),
+        RetentionRule(
+            name="responses.meetings",
+            table=meetings,
+            holds="The meeting's title, time, place and school: what the answer page shows.",
+            window=Window.PERSONAL_DATA,
+            expired=lambda cutoff: meetings.c.ends_at <= cutoff,
+        ),
+        RetentionRule(
+            name="responses.outbox",
+            table=outbox,
+            holds="Answer events (a guardian's answer and comment) until Kafka has them; published ones only for "
+            "operators looking back.",
+            window=Window.PERSONAL_DATA,
+            expired=lambda cutoff: outbox.c.published_at <= cutoff,
+        ),
+        RetentionRule(
+            name="responses.sms_replies",
+            table=sms_replies,
+            holds="The provider's ids of SMS replies received (no text, no number): a retried webhook is seen.",
+            window=Window.PERSONAL_DATA,
+            expired=lambda cutoff: sms_replies.c.received_at <= cutoff,
+        ),
+    ]

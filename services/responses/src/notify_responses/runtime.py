@@ -10,7 +10,7 @@ from notify_responses.handlers import build_router
 from notify_responses.metrics import SERVICE, ResponsesMetrics
 from notify_responses.ratelimit import WindowLimit
 from notify_responses.relay import OutboxRelay
-from notify_responses.retention import Retention
+from notify_responses.retention import rules as retention_rules
 from notify_responses.service import Clock, ResponsesService
 from notify_responses.settings import ResponsesSettings
 from notify_responses.store import OutboxEvent, ResponseStore
@@ -20,6 +20,7 @@ from notify_shared.kafka.broker import build_broker
 from notify_shared.kafka.outbound import KafkaDeadLetterSink
 from notify_shared.observability import Readiness
 from notify_shared.observability.http import database_check
+from notify_shared.retention.job import Retention, RetentionSchedule
 from notify_shared.topics import SMS_REPLY_UNRECOGNISED
 
 logger = logging.getLogger(__name__)
@@ -68,7 +69,7 @@ class Runtime:
         self._store: ResponseStore | None = None
         self._service: ResponsesService | None = None
         self._relay: OutboxRelay | None = None
-        self._retention: Retention | None = None
+        self._retention: RetentionSchedule | None = None
 
     @property
     def service(self) -> ResponsesService:
@@ -114,7 +115,10 @@ class Runtime:
             await self.stop()
             raise
         relay.start()
-        self._retention = Retention(store, keep=self.settings.retention, clock=service_clock)
+        retention = Retention(store.engine, retention_rules(), self.settings.retention_windows, clock=service_clock)
+        self._retention = RetentionSchedule(
+            retention, service=SERVICE, interval=self.settings.retention_interval, registry=self.metrics.registry
+        )
         self._retention.start()
         logger.info(
             "responses started: %d answer-link keys, signing with %r; topic prefix %r",

@@ -55,13 +55,6 @@ class ResponsesSettings(ServiceSettings, AnswerLinkSettings):
         description="Longest wait between two tries to publish while Kafka refuses events.",
     )
 
-    retention: Duration = Field(
-        default=timedelta(days=30),
-        gt=timedelta(0),
-        validation_alias="RESPONSES_RETENTION",
-        description="How long after a meeting ended its invitations (with guardians' numbers) and answers are kept.",
-    )
-
     @model_validator(mode="after")
     def _answer_links_configured(self) -> ResponsesSettings:
         if not self.answer_links_enabled or self.public_base_url is None:

@@ -3,8 +3,8 @@
 What is kept, and why (docs/responses.md, "What the service stores"):
 
 - `response_meetings`: title, start, end, place and the school's time zone and written standard, to show the
-  meeting on the page and to close answers when it starts. `forget_meetings_ended_before` deletes a meeting with
-  its invitations and answers once it ended longer ago than `RESPONSES_RETENTION` (notify_responses.retention).
+  meeting on the page and to close answers when it starts. The rules in notify_responses.retention delete a
+  meeting with its invitations and answers once it ended longer ago than `RETENTION_PERSONAL_DATA`.
 - `response_invitations`: for each invited guardian, the link reference (`notify_shared.answer_links`), the
   language (the page's language) and the mobile number (to match SMS replies). No name, no email.
 - `response_answers`: each guardian's latest answer.
@@ -328,26 +328,6 @@ class ResponseStore:
             await connection.execute(
                 sa.update(outbox).where(outbox.c.position == position).values(attempts=outbox.c.attempts + 1)
             )
-
-    async def forget_meetings_ended_before(self, cutoff: datetime) -> int:
-        """Delete meetings that ended before `cutoff` with their invitations and answers, published events and
-        SMS reply ids older than it. Returns how many meetings went."""
-        cutoff = cutoff.astimezone(UTC)
-        async with self._engine.begin() as connection:
-            ended = (
-                await connection.execute(
-                    sa.select(meetings.c.school_id, meetings.c.meeting_id).where(meetings.c.ends_at < cutoff)
-                )
-            ).all()
-            for school_id, meeting_id in ended:
-                for table in (answers, invitations):
-                    await connection.execute(
-                        table.delete().where(table.c.school_id == school_id, table.c.meeting_id == meeting_id)
-                    )
-            await connection.execute(meetings.delete().where(meetings.c.ends_at < cutoff))
-            await connection.execute(outbox.delete().where(outbox.c.published_at < cutoff))
-            await connection.execute(sms_replies.delete().where(sms_replies.c.received_at < cutoff))
-        return len(ended)
 
     async def waiting(self) -> int:
         """Events in the outbox not yet published (a gauge: a growing number means Kafka refuses them)."""
