@@ -20,7 +20,12 @@ CONSUMED = (event_types.MEETING_CREATED, event_types.MEETING_UPDATED, event_type
 
 
 def build_router(
-    *, topics: Topics, group_id: str, dead_letters: DeadLetterSink, service: Callable[[], ResponsesService]
+    *,
+    topics: Topics,
+    group_id: str,
+    dead_letters: DeadLetterSink,
+    service: Callable[[], ResponsesService],
+    max_record_bytes: int,
 ) -> KafkaRouter:
     """One consumer for the meeting topics, in the responses service's own consumer group.
 
@@ -37,6 +42,8 @@ def build_router(
         *(topics.for_event_type(event_type) for event_type in CONSUMED),
         group_id=group_id,
         auto_offset_reset="earliest",
+        # Bounds what one fetch brings per partition (KAFKA_MAX_RECORD_BYTES; see notify_shared.kafka.decompression).
+        max_partition_fetch_bytes=max_record_bytes,
         ack_policy=AckPolicy.NACK_ON_ERROR,
         decoder=cloudevent_decoder(topics=topics, service=SERVICE, dead_letters=dead_letters),
         title=f"{SERVICE}:meetings",

@@ -17,6 +17,7 @@ from notify_responses.store import OutboxEvent, ResponseStore
 from notify_shared.answer_links import AnswerLinkKeys
 from notify_shared.contract import CLOUDEVENTS_JSON, MeetingRsvp, NotificationDeadLettered, SmsReplyUnrecognised
 from notify_shared.kafka.broker import build_broker
+from notify_shared.kafka.decompression import install_decompression_limit
 from notify_shared.kafka.outbound import KafkaDeadLetterSink
 from notify_shared.observability import Readiness
 from notify_shared.observability.http import database_check
@@ -54,13 +55,19 @@ class Runtime:
             title=f"{SERVICE}:sms.reply-unrecognised",
             description="SMS replies that could not be read as an answer, for the school to read.",
         )
+        # A compressed batch is decompressed only up to KAFKA_MAX_RECORD_BYTES, as in every other service.
+        install_decompression_limit(settings.kafka_max_record_bytes)
         dead_letters = KafkaDeadLetterSink(
             self.broker.publisher(topics.dead_letter, schema=NotificationDeadLettered),
             on_published=self.metrics.dead_lettered,
         )
         self.broker.include_router(
             build_router(
-                topics=topics, group_id=settings.consumer_group, dead_letters=dead_letters, service=lambda: self.service
+                topics=topics,
+                group_id=settings.consumer_group,
+                dead_letters=dead_letters,
+                service=lambda: self.service,
+                max_record_bytes=settings.kafka_max_record_bytes,
             )
         )
         self.metrics.watch_consumer_lag(self.broker)
