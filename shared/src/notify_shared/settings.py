@@ -69,7 +69,9 @@ class ServiceSettings(BaseSettings):
         default=None,
         description="CA bundle that verifies the SMTP server's certificate (starttls, tls); unset: the system's CAs.",
     )
-    smtp_pool_size: int = Field(default=4, ge=1, le=64, description="SMTP connections kept open and reused.")
+    smtp_pool_size: int = Field(
+        default=16, ge=1, le=256, description="SMTP connections kept open and reused; also emails sent at once."
+    )
     smtp_timeout_seconds: float = Field(default=30.0, gt=0)
     email_sender: str = Field(
         default="Skolevarsel <no-reply@notify.invalid>", description="From: address of every email."
@@ -213,6 +215,30 @@ class ServiceSettings(BaseSettings):
         gt=timedelta(0),
         description="An event whose CloudEvents `time` lies further than this past the service's clock is refused "
         "(dead letter `time_in_future`; the ingest answers 400): a far-future time would make later events stale.",
+    )
+
+    # Slow and rate-limited providers (notify_shared.channels.throttle): how many sends each provider gets from this
+    # instance at once, and how its requests to slow down (HTTP 429, SMTP 421) are honoured.
+    sms_max_connections: int = Field(
+        default=32,
+        ge=1,
+        le=512,
+        description="SMS sent at once per provider from this instance (its connection limit shared by instances).",
+    )
+    email_webhook_max_connections: int = Field(
+        default=32, ge=1, le=512, description="Emails sent at once through EMAIL_WEBHOOK_URL from this instance."
+    )
+    provider_pause_default: Duration = Field(
+        default=timedelta(seconds=5),
+        gt=timedelta(0),
+        description="How long a channel pauses when its provider asks to slow down without a Retry-After "
+        "(SMTP 421 never has one).",
+    )
+    provider_pause_max_wait: Duration = Field(
+        default=timedelta(seconds=30),
+        ge=timedelta(0),
+        description="Longest a send waits in the process for its provider's pause to end; a longer pause sends the "
+        "notification to the retry queue, due when the pause ends.",
     )
 
     http_host: str = Field(

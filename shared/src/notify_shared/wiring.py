@@ -20,21 +20,29 @@ from notify_shared.channels import (
     WebhookEmailChannel,
     WebhookSmsChannel,
 )
+from notify_shared.channels.throttle import (
+    ProviderThrottle,
+    ThrottledEmailChannel,
+    ThrottledSmsChannel,
+    ThrottleLimits,
+)
 from notify_shared.settings import ServiceSettings
 
 
 def build_email_channel(settings: ServiceSettings, outbox: FileOutbox) -> EmailChannel:
     """The email API when EMAIL_WEBHOOK_URL is set, SMTP when SMTP_HOST is, else the outbox."""
     if settings.email_webhook_url is not None:
-        return WebhookEmailChannel(
+        api = WebhookEmailChannel(
             settings.email_webhook_url,
             auth_token=settings.email_webhook_token,
             timeout=settings.email_webhook_timeout_seconds,
             envelope_sender=settings.email_sender,
+            max_connections=settings.email_webhook_max_connections,
         )
+        return ThrottledEmailChannel(api, _throttle(settings, api.name, settings.email_webhook_max_connections))
     if settings.smtp_host is None:
         return outbox
-    return SmtpEmailChannel(
+    smtp = SmtpEmailChannel(
         SmtpConfig(
             host=settings.smtp_host,
             port=settings.smtp_port,
@@ -46,6 +54,19 @@ def build_email_channel(settings: ServiceSettings, outbox: FileOutbox) -> EmailC
             sender=settings.email_sender,
             pool_size=settings.smtp_pool_size,
         )
+    )
+    return ThrottledEmailChannel(smtp, _throttle(settings, smtp.name, settings.smtp_pool_size))
+
+
+def _throttle(settings: ServiceSettings, name: str, max_in_flight: int) -> ProviderThrottle:
+    """The gate every send through one provider passes in this process (one per provider, not per channel)."""
+    return ProviderThrottle(
+        name,
+        ThrottleLimits(
+            max_in_flight=max_in_flight,
+            default_pause=settings.provider_pause_default.total_seconds(),
+            max_wait=settings.provider_pause_max_wait.total_seconds(),
+        ),
     )
 
 
@@ -66,6 +87,14 @@ def build_sms_channel(
 def _sms_provider(
     settings: ServiceSettings, provider: str, outbox: FileOutbox, *, fallback: bool = False
 ) -> SmsChannel:
+    channel = _sms_client(settings, provider, outbox, fallback=fallback)
+    if channel is outbox:
+        return outbox
+    # Behind a failover, each provider has its own gate: a pause of the first moves SMS to the second at once.
+    return ThrottledSmsChannel(channel, _throttle(settings, channel.name, settings.sms_max_connections))
+
+
+def _sms_client(settings: ServiceSettings, provider: str, outbox: FileOutbox, *, fallback: bool) -> SmsChannel:
     if provider == "webhook" and fallback:
         # The second provider's webhook has its own URL and token.
         assert settings.sms_fallback_webhook_url is not None  # checked when the settings were read
@@ -74,6 +103,7 @@ def _sms_provider(
             auth_token=settings.sms_fallback_webhook_token,
             timeout=settings.sms_timeout_seconds,
             status_callback_url=status_callback_url(settings, provider),
+            max_connections=settings.sms_max_connections,
         )
     match provider:
         case "webhook":
@@ -83,6 +113,7 @@ def _sms_provider(
                 auth_token=settings.sms_webhook_token,
                 timeout=settings.sms_timeout_seconds,
                 status_callback_url=status_callback_url(settings, provider),
+                max_connections=settings.sms_max_connections,
             )
         case "twilio":
             assert settings.twilio_account_sid is not None
@@ -93,6 +124,7 @@ def _sms_provider(
                 base_url=settings.twilio_base_url,
                 timeout=settings.sms_timeout_seconds,
                 status_callback_url=status_callback_url(settings, provider),
+                max_connections=settings.sms_max_connections,
             )
         case _:
             return outbox

@@ -26,6 +26,7 @@ from notify_shared.channels import (
     WebhookEmailChannel,
 )
 from notify_shared.channels.mime import compose_message
+from notify_shared.channels.throttle import ThrottledEmailChannel
 from notify_shared.settings import ServiceSettings
 from notify_shared.testing.http_providers import Responder, raising
 from notify_shared.testing.http_providers import ScriptedProvider as EmailApi
@@ -191,7 +192,9 @@ def test_email_webhook_url_chooses_the_api_and_smtp_host_with_it_is_refused(
     monkeypatch.setenv("EMAIL_WEBHOOK_URL", API_URL)
     settings = ServiceSettings()
 
-    assert isinstance(build_email_channel(settings, FileOutbox(tmp_path)), WebhookEmailChannel)
+    channel = build_email_channel(settings, FileOutbox(tmp_path))
+    assert isinstance(channel, ThrottledEmailChannel)
+    assert isinstance(channel.inner, WebhookEmailChannel)
 
     monkeypatch.setenv("SMTP_HOST", "smtp.example.no")
     with pytest.raises(ValidationError, match="SMTP_HOST or EMAIL_WEBHOOK_URL, not both"):

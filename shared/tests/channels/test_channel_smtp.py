@@ -231,6 +231,33 @@ async def test_a_greylisting_451_reply_is_a_transient_failure(
         await channel.send_email(make_invitation(1))
 
     assert failure.value.reason == "smtp_451"
+    assert not failure.value.slow_down, "greylisting is about this message, not the server's load"
+    assert server.handler.envelopes == []
+
+
+@pytest.mark.parametrize(
+    ("reply", "reason"),
+    [
+        ("421 4.7.0 Too many connections, slow down", "smtp_421"),
+        ("432 4.3.2 Concurrent connections limit exceeded", "smtp_432"),
+        ("454 Throttling failure: Maximum sending rate exceeded", "smtp_454"),
+    ],
+)
+async def test_a_server_refusing_for_load_asks_the_whole_channel_to_slow_down(
+    start_smtp_server: StartSmtpServer,
+    open_smtp_channel: OpenChannel,
+    make_invitation: MakeEmail,
+    reply: str,
+    reason: str,
+) -> None:
+    server = await start_smtp_server()
+    server.handler.data_replies["forelder1@example.no"] = reply
+    channel = open_smtp_channel(plain_config(server.port))
+
+    with pytest.raises(TransientDeliveryError) as failure:
+        await channel.send_email(make_invitation(1))
+
+    assert (failure.value.reason, failure.value.slow_down) == (reason, True)
     assert server.handler.envelopes == []
 
 

@@ -20,6 +20,7 @@ from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 from pydantic import ValidationError
 
 from notify_shared.channels import FileOutbox, OutgoingEmail, SmtpEmailChannel, TransientDeliveryError
+from notify_shared.channels.throttle import ThrottledEmailChannel
 from notify_shared.settings import ServiceSettings
 from notify_shared.wiring import build_email_channel
 
@@ -200,9 +201,11 @@ class Lab:
         for name, value in environment.items():
             self.monkeypatch.setenv(name, value)
         channel = build_email_channel(ServiceSettings(), FileOutbox(self.outbox_dir))
-        assert isinstance(channel, SmtpEmailChannel), "SMTP_HOST is set, so emails must go over SMTP"
-        self.channels.append(channel)
-        return channel
+        assert isinstance(channel, ThrottledEmailChannel)
+        smtp = channel.inner
+        assert isinstance(smtp, SmtpEmailChannel), "SMTP_HOST is set, so emails must go over SMTP"
+        self.channels.append(smtp)
+        return smtp
 
     async def aclose(self) -> None:
         for channel in self.channels:  # channels first: they say QUIT to servers still running

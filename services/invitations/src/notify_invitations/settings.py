@@ -35,7 +35,7 @@ class InvitationsSettings(ServiceSettings, AnswerLinkSettings):
         description="ORGANIZER address in calendar files; calendar replies go here.",
     )
     concurrency: int = Field(
-        default=16,
+        default=64,
         ge=1,
         le=256,
         validation_alias="INVITATIONS_CONCURRENCY",

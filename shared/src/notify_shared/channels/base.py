@@ -76,11 +76,21 @@ class DeliveryError(Exception):
 class TransientDeliveryError(DeliveryError):
     """Sending again later may work; `retry_after` is the wait in seconds that the provider asked for."""
 
-    def __init__(self, reason: str, *, retry_after: float | None = None, http_status: int | None = None) -> None:
+    def __init__(
+        self,
+        reason: str,
+        *,
+        retry_after: float | None = None,
+        http_status: int | None = None,
+        slow_down: bool = False,
+    ) -> None:
         super().__init__(reason)
         self.retry_after = retry_after
         self.http_status = http_status
         """The provider's HTTP status, when it answered with one (the reason may carry its own error code)."""
+        self.slow_down = slow_down
+        """The provider refused for load, not for this message (HTTP 429, SMTP 421): every send would fail alike,
+        so the whole channel waits (`notify_shared.channels.throttle`)."""
 
 
 class PermanentDeliveryError(DeliveryError):

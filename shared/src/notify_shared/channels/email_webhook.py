@@ -15,7 +15,12 @@ from pydantic import SecretStr
 
 from notify_shared.channels.base import DeliveryReceipt, EmailChannel, OutgoingEmail, PermanentDeliveryError
 from notify_shared.channels.mime import compose_message, parse_single_address
-from notify_shared.channels.provider_http import ProviderHttpClient, error_for_status, json_object
+from notify_shared.channels.provider_http import (
+    DEFAULT_MAX_CONNECTIONS,
+    ProviderHttpClient,
+    error_for_status,
+    json_object,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -41,11 +46,14 @@ class WebhookEmailChannel(EmailChannel):
         *,
         envelope_sender: str | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
+        max_connections: int = DEFAULT_MAX_CONNECTIONS,
     ) -> None:
         self._url = url
         self._envelope_sender = parse_single_address(envelope_sender).addr_spec if envelope_sender else None
         headers = {"Authorization": f"Bearer {auth_token.get_secret_value()}"} if auth_token else None
-        self._http = ProviderHttpClient(timeout=timeout, headers=headers, transport=transport)
+        self._http = ProviderHttpClient(
+            timeout=timeout, headers=headers, transport=transport, max_connections=max_connections
+        )
 
     async def send_email(self, message: OutgoingEmail) -> DeliveryReceipt:
         """Send one email; raises `TransientDeliveryError` or `PermanentDeliveryError` on failure."""

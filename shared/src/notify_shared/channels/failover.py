@@ -22,6 +22,7 @@ from notify_shared.channels.base import (
     TransientDeliveryError,
 )
 from notify_shared.channels.provider_http import CONNECT_FAILED
+from notify_shared.channels.throttle import PAUSED
 
 logger = logging.getLogger(__name__)
 
@@ -92,9 +93,10 @@ _NOT_ACCEPTED_STATUSES = frozenset({429, 503})
 def proves_not_accepted(error: TransientDeliveryError) -> bool:
     """Whether the provider certainly did not take the message (so another provider may send it).
 
-    A timeout or a connection lost mid-request proves nothing.
+    A timeout or a connection lost mid-request proves nothing. A send held back here while the provider asked for
+    a long pause never reached it.
     """
-    return error.reason == CONNECT_FAILED or error.http_status in _NOT_ACCEPTED_STATUSES
+    return error.reason in (CONNECT_FAILED, PAUSED) or error.http_status in _NOT_ACCEPTED_STATUSES
 
 
 class FailoverSmsChannel:

@@ -13,8 +13,8 @@ import httpx
 
 from notify_shared.channels.base import DeliveryError, PermanentDeliveryError, TransientDeliveryError
 
-# A burst of messages opens connections that the next burst can reuse, skipping TCP and TLS set-up.
-_LIMITS = httpx.Limits(max_connections=64, max_keepalive_connections=64, keepalive_expiry=30.0)
+DEFAULT_MAX_CONNECTIONS = 32
+"""Connections to one provider at most, unless a channel is given its own limit (see docs/operations.md)."""
 
 
 class ProviderHttpClient:
@@ -30,10 +30,15 @@ class ProviderHttpClient:
         auth: httpx.Auth | None = None,
         headers: Mapping[str, str] | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
+        max_connections: int = DEFAULT_MAX_CONNECTIONS,
     ) -> None:
+        # A burst of messages opens connections that the next burst can reuse, skipping TCP and TLS set-up.
+        limits = httpx.Limits(
+            max_connections=max_connections, max_keepalive_connections=max_connections, keepalive_expiry=30.0
+        )
         self._client = httpx.AsyncClient(
             timeout=httpx.Timeout(timeout),
-            limits=_LIMITS,
+            limits=limits,
             auth=auth,
             headers={"Accept": "application/json", **(headers or {})},
             transport=transport,
@@ -73,15 +78,20 @@ def error_for_status(response: httpx.Response, reason: str | None = None) -> Del
     """None for 2xx; otherwise the error to raise, `reason` defaulting to `http_<status>`.
 
     429, 408 and 5xx are transient (with the Retry-After the provider asked for); every other status means the
-    request itself is wrong and is permanent.
+    request itself is wrong and is permanent. A 429, or a 503 that says when to come back, asks the whole channel
+    to slow down (`TransientDeliveryError.slow_down`).
     """
     status = response.status_code
     if 200 <= status < 300:
         return None
     reason = reason or f"http_{status}"
     if status in (408, 429) or status >= 500:
+        retry_after = retry_after_seconds(response.headers.get("Retry-After"))
         return TransientDeliveryError(
-            reason, retry_after=retry_after_seconds(response.headers.get("Retry-After")), http_status=status
+            reason,
+            retry_after=retry_after,
+            http_status=status,
+            slow_down=status == 429 or (status == 503 and retry_after is not None),
         )
     return PermanentDeliveryError(reason)
 

@@ -9,7 +9,12 @@ import httpx
 from pydantic import SecretStr
 
 from notify_shared.channels.base import DeliveryReceipt, OutgoingSms, SmsChannel
-from notify_shared.channels.provider_http import ProviderHttpClient, error_for_status, json_object
+from notify_shared.channels.provider_http import (
+    DEFAULT_MAX_CONNECTIONS,
+    ProviderHttpClient,
+    error_for_status,
+    json_object,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -33,6 +38,7 @@ class TwilioSmsChannel(SmsChannel):
         timeout: float = 10.0,
         status_callback_url: str | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
+        max_connections: int = DEFAULT_MAX_CONNECTIONS,
     ) -> None:
         self._status_callback_url = status_callback_url
         self._url = f"{base_url.rstrip('/')}/2010-04-01/Accounts/{quote(account_sid, safe='')}/Messages.json"
@@ -40,6 +46,7 @@ class TwilioSmsChannel(SmsChannel):
             timeout=timeout,
             auth=httpx.BasicAuth(account_sid, auth_token.get_secret_value()),
             transport=transport,
+            max_connections=max_connections,
         )
 
     async def send_sms(self, message: OutgoingSms) -> DeliveryReceipt:

@@ -8,7 +8,12 @@ import httpx
 from pydantic import SecretStr
 
 from notify_shared.channels.base import DeliveryReceipt, OutgoingSms, SmsChannel
-from notify_shared.channels.provider_http import ProviderHttpClient, error_for_status, json_object
+from notify_shared.channels.provider_http import (
+    DEFAULT_MAX_CONNECTIONS,
+    ProviderHttpClient,
+    error_for_status,
+    json_object,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -32,11 +37,14 @@ class WebhookSmsChannel(SmsChannel):
         *,
         status_callback_url: str | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
+        max_connections: int = DEFAULT_MAX_CONNECTIONS,
     ) -> None:
         self._url = url
         self._status_callback_url = status_callback_url
         headers = {"Authorization": f"Bearer {auth_token.get_secret_value()}"} if auth_token else None
-        self._http = ProviderHttpClient(timeout=timeout, headers=headers, transport=transport)
+        self._http = ProviderHttpClient(
+            timeout=timeout, headers=headers, transport=transport, max_connections=max_connections
+        )
 
     async def send_sms(self, message: OutgoingSms) -> DeliveryReceipt:
         """Send one SMS; raises `TransientDeliveryError` or `PermanentDeliveryError` on failure."""

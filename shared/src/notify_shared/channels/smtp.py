@@ -43,7 +43,7 @@ class SmtpConfig(BaseModel):
         description="Envelope sender (MAIL FROM), where bounces go; a display name is allowed and ignored. "
         "Unset means each email's From address.",
     )
-    pool_size: int = Field(default=4, ge=1, le=64, description="SMTP sessions kept open and used in parallel.")
+    pool_size: int = Field(default=16, ge=1, le=256, description="SMTP sessions kept open and used in parallel.")
     ca_file: Path | None = Field(
         default=None, description="CA bundle to verify the server's certificate; unset means the system's."
     )
@@ -214,9 +214,14 @@ def _delivery_error(error: aiosmtplib.SMTPException | OSError | TimeoutError | V
     return TransientDeliveryError("smtp_error")
 
 
+_SLOW_DOWN_CODES = frozenset({421, 432, 454})
+"""Replies about the server's load, not the message: 421 (too busy, too many connections), Exchange Online's 432
+(4.3.2, more concurrent connections than it allows) and Amazon SES's 454 (sending rate exceeded)."""
+
+
 def _by_code(code: int, reason: str) -> DeliveryError:
     if 400 <= code < 500:
-        return TransientDeliveryError(reason)
+        return TransientDeliveryError(reason, slow_down=code in _SLOW_DOWN_CODES)
     if 500 <= code < 600:
         return PermanentDeliveryError(reason)
     # Not a failure reply (a garbled or unexpected line): the server is confused, the address is not wrong.
