@@ -1558,7 +1558,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "calibration_ms_at_start": calibration_ms(),
         "machine": machine(),
         "options": asdict(options) | {"database_url": "postgresql" if options.database_url else "sqlite"},
-        "service_settings": "defaults (INVITATIONS_CONCURRENCY 16, INVITATIONS_EVENT_CONCURRENCY 8, SMTP_POOL_SIZE 4, "
+        "service_settings": "defaults (INVITATIONS_CONCURRENCY 64, INVITATIONS_EVENT_CONCURRENCY 8, SMTP_POOL_SIZE 16, "
+        "SMS_MAX_CONNECTIONS 32, "
         "production retry settings), LOG_LEVEL INFO; only the Kafka, database and delivery endpoints are set, and "
         "any --set: " + (", ".join(f"{name}={value}" for name, value in options.settings.items()) or "none"),
         "definitions": DEFINITIONS,
