@@ -199,6 +199,23 @@ async def test_after_a_slow_down_the_channel_sends_half_as_many_at_once_and_grow
     assert gate.allowed_in_flight == 8
 
 
+async def test_a_burst_refused_all_at_once_halves_the_parallelism_once_not_once_per_refusal(
+    make_absence_sms: MakeSms, caplog: pytest.LogCaptureFixture
+) -> None:
+    time = FakeTime()
+    gate = throttle(time, max_in_flight=8)
+    provider = CountingSmsProvider(refuse={1, 2, 3, 4, 5, 6})
+    channel = ThrottledSmsChannel(provider, gate)
+
+    await time.run(asyncio.gather(*(channel.send_sms(make_absence_sms(number)) for number in range(1, 9))))
+
+    # Six answers to sends that were all out before the first came back: one slow-down (8 → 4), not six (→ 1).
+    assert provider.most_inside == 8
+    slow_downs = [record.getMessage() for record in caplog.records if "asked to slow down" in record.getMessage()]
+    assert slow_downs == ["gateway asked to slow down: pausing it for 5.0 s, then at most 4 sends at a time"]
+    assert gate.allowed_in_flight >= 4
+
+
 async def test_a_pause_longer_than_the_wait_limit_sends_the_sms_to_the_retry_queue_and_spares_the_provider(
     gateway_channel: Callable[[OverloadedGateway, ProviderThrottle], ThrottledSmsChannel], make_absence_sms: MakeSms
 ) -> None:

@@ -113,7 +113,7 @@ class ProviderThrottle:
                 except TransientDeliveryError as error:
                     if not error.slow_down:
                         raise
-                    pause = self._slow_down(error.retry_after)
+                    pause = self._slow_down(error.retry_after, sent_after_last=slow_downs_before == self._slow_downs)
                     if tries_left == 0 or self._clock() + pause - started > self._limits.max_wait:
                         raise TransientDeliveryError(
                             error.reason, retry_after=pause, http_status=error.http_status
@@ -163,12 +163,12 @@ class ProviderThrottle:
                 place.set_result(None)
                 return
 
-    def _slow_down(self, retry_after: float | None) -> float:
-        """Pause the channel and halve its parallelism once per episode; returns the pause from now."""
+    def _slow_down(self, retry_after: float | None, *, sent_after_last: bool) -> float:
+        """Pause the channel, and halve its parallelism unless the send went out before the last halving (the
+        others of a burst say the same thing again); returns the pause from now."""
         pause = self._limits.default_pause if retry_after is None else retry_after
         now = self._clock()
-        if now >= self._paused_until:
-            # The first answer of an episode; the others of the burst were sent before it and say the same.
+        if sent_after_last:
             self._allowed = max(1, self._allowed // 2)
             self._successes = 0
             self._slow_downs += 1
