@@ -48,9 +48,7 @@ def composed(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[Composed]]:
     """Every `compose_sms` call the templates make, with the lines they passed and the SMS they got back."""
     calls: list[Composed] = []
 
-    def recording(
-        lines: Iterable[SmsLine | None], segments: int, max_segments: int | None = None, *larger: int
-    ) -> str:
+    def recording(lines: Iterable[SmsLine | None], segments: int, max_segments: int | None = None, *larger: int) -> str:
         present = tuple(line for line in lines if isinstance(line, SmsLine) and line.text)
         sms = compose_sms(present, segments, max_segments, *larger)
         calls.append(Composed(present, sms))
