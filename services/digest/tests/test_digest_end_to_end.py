@@ -26,7 +26,7 @@ from notify_shared.contract import (
     Pupil,
     Recipient,
 )
-from notify_shared.testing.kafka import EventPublisher, TopicReader, committed_offset
+from notify_shared.testing.kafka import TopicReader, publish_applied
 from notify_shared.testing.waiting import wait_until
 
 pytestmark = pytest.mark.kafka
@@ -92,17 +92,7 @@ def absence(
 
 async def _apply(deployment: Deployment, kafka_bootstrap: str, *events: CloudEvent) -> None:
     """Publish events and wait until the service has committed them, i.e. stored or sent what they mean."""
-    async with EventPublisher(kafka_bootstrap, deployment.topics) as publisher:
-        for event in events:
-            record = await publisher.publish(event)
-
-            async def consumed(
-                topic: str = record.topic, partition: int = record.partition, at: int = record.offset
-            ) -> bool:
-                group = deployment.settings.consumer_group
-                return await committed_offset(kafka_bootstrap, group, topic, partition) > at
-
-            await wait_until(consumed, what=f"{event.type} to be applied")
+    await publish_applied(kafka_bootstrap, deployment.topics, deployment.settings.consumer_group, *events)
 
 
 async def _run_at(deployment: Deployment, runtime: Runtime, moment: datetime) -> None:

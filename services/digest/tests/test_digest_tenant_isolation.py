@@ -23,8 +23,7 @@ from notify_shared.contract import (
     Recipient,
     School,
 )
-from notify_shared.testing.kafka import EventPublisher, committed_offset
-from notify_shared.testing.waiting import wait_until
+from notify_shared.testing.kafka import publish_applied
 
 pytestmark = pytest.mark.kafka
 
@@ -59,17 +58,7 @@ def _absence(school: School, pupil_name: str, lesson: str, parent: Recipient) ->
 
 async def _apply(deployment: Deployment, kafka_bootstrap: str, *events: CloudEvent) -> None:
     """Publish events one by one, each stored (its offset committed) before the next."""
-    async with EventPublisher(kafka_bootstrap, deployment.topics) as publisher:
-        for event in events:
-            record = await publisher.publish(event)
-
-            async def consumed(
-                topic: str = record.topic, partition: int = record.partition, at: int = record.offset
-            ) -> bool:
-                group = deployment.settings.consumer_group
-                return await committed_offset(kafka_bootstrap, group, topic, partition) > at
-
-            await wait_until(consumed, what=f"{event.type} to be applied")
+    await publish_applied(kafka_bootstrap, deployment.topics, deployment.settings.consumer_group, *events)
 
 
 async def _run_at(deployment: Deployment, runtime: Runtime, moment: datetime) -> None:

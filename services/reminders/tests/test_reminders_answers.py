@@ -10,8 +10,7 @@ import pytest
 from notify_reminders.testing import Deployment
 from notify_shared import samples
 from notify_shared.contract import AnswerChannel, CloudEvent, GuardianAnswer, MeetingRsvp, Rsvp
-from notify_shared.testing.kafka import EventPublisher, committed_offset
-from notify_shared.testing.waiting import wait_until
+from notify_shared.testing.kafka import publish_applied
 
 pytestmark = pytest.mark.kafka
 
@@ -38,17 +37,7 @@ def _answer(guardian_id: str, answer: Rsvp, answered_at: datetime) -> MeetingRsv
 
 
 async def _apply(deployment: Deployment, kafka_bootstrap: str, *events: CloudEvent) -> None:
-    async with EventPublisher(kafka_bootstrap, deployment.topics) as publisher:
-        for event in events:
-            record = await publisher.publish(event)
-
-            async def consumed(
-                topic: str = record.topic, partition: int = record.partition, at: int = record.offset
-            ) -> bool:
-                group = deployment.settings.consumer_group
-                return await committed_offset(kafka_bootstrap, group, topic, partition) > at
-
-            await wait_until(consumed, what=f"{event.type} to be applied")
+    await publish_applied(kafka_bootstrap, deployment.topics, deployment.settings.consumer_group, *events)
 
 
 async def test_a_guardian_who_declines_gets_no_reminder_and_one_who_accepts_is_told_so(

@@ -12,8 +12,7 @@ from notify_reminders.runtime import Runtime
 from notify_reminders.testing import Deployment
 from notify_shared import samples
 from notify_shared.contract import CloudEvent
-from notify_shared.testing.kafka import EventPublisher, committed_offset
-from notify_shared.testing.waiting import wait_until
+from notify_shared.testing.kafka import publish_applied
 
 pytestmark = pytest.mark.kafka
 
@@ -31,17 +30,7 @@ SMS_DUE = datetime(2026, 12, 3, 16, 0, tzinfo=OSLO)
 
 async def _apply(deployment: Deployment, kafka_bootstrap: str, *events: CloudEvent) -> None:
     """Publish events one by one, each applied (its offset committed) before the next."""
-    async with EventPublisher(kafka_bootstrap, deployment.topics) as publisher:
-        for event in events:
-            record = await publisher.publish(event)
-
-            async def consumed(
-                topic: str = record.topic, partition: int = record.partition, at: int = record.offset
-            ) -> bool:
-                group = deployment.settings.consumer_group
-                return await committed_offset(kafka_bootstrap, group, topic, partition) > at
-
-            await wait_until(consumed, what=f"{event.type} to be applied")
+    await publish_applied(kafka_bootstrap, deployment.topics, deployment.settings.consumer_group, *events)
 
 
 async def _fire_at(deployment: Deployment, runtime: Runtime, moment: datetime) -> None:

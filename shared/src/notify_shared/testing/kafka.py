@@ -124,3 +124,18 @@ async def committed_offset(
     finally:
         await consumer.stop()
     return -1 if offset is None else offset
+
+
+async def publish_applied(bootstrap: str, topics: Topics, group_id: str, *events: CloudEvent) -> None:
+    """Publish `events` one by one, each applied before the next: the service's consumer group has committed its
+    offset past it, i.e. stored or sent what it means."""
+    async with EventPublisher(bootstrap, topics) as publisher:
+        for event in events:
+            record = await publisher.publish(event)
+
+            async def applied(
+                topic: str = record.topic, partition: int = record.partition, at: int = record.offset
+            ) -> bool:
+                return await committed_offset(bootstrap, group_id, topic, partition) > at
+
+            await wait_until(applied, what=f"{event.type} to be applied")
