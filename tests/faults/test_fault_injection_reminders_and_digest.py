@@ -290,7 +290,11 @@ async def test_reminders_and_digest_notices_through_one_kafka_broker_restart_are
             ) as reminders,
             scenario_of(DigestScenario, "digest-broker", own_broker.bootstrap, tmp_path / "d", digest_sinks) as digest,
         ):
-            await asyncio.gather(reminders.start(reminders.service()), digest.start(digest.service()))
+            # Claims longer than the outage: nothing crashes here, so no claim may pass on and be sent again.
+            await asyncio.gather(
+                reminders.start(reminders.service(DELIVERY_LEASE="120", REMINDERS_CLAIM_LEASE="PT120S")),
+                digest.start(digest.service(DELIVERY_LEASE="120", DIGEST_CLAIM_LEASE="PT120S")),
+            )
             reminders.events = await reminders.announce("sent", due_in=timedelta(seconds=30))
             await reminders.publish(reminders.events)
             # The notices go at once, the reminders half a minute later: publish the messages as the reminders
