@@ -47,7 +47,7 @@ def test_the_document_describes_the_event_body_the_keys_and_every_answer() -> No
     assert set(document["paths"]) == {"/v1/events"}
 
 
-def test_the_committed_document_is_a_valid_openapi_document_that_names_where_to_send() -> None:
+def test_the_committed_document_is_a_valid_openapi_document_that_names_where_to_send_and_the_licence() -> None:
     # A validator of its own (openapi-spec-validator), not FastAPI that wrote it: what client generators read.
     document = json.loads(COMMITTED.read_text(encoding="utf-8"))
     validate(document)
@@ -55,6 +55,8 @@ def test_the_committed_document_is_a_valid_openapi_document_that_names_where_to_
     assert production["url"] == "https://{host}"
     assert production["variables"]["host"]["default"]
     assert local["url"].startswith("http://127.0.0.1:")
+    # Client generators copy the licence into what they generate; an SPDX identifier is what they understand.
+    assert document["info"]["license"] == {"name": "EUPL-1.2", "identifier": "EUPL-1.2"}
 
 
 def test_the_discriminator_names_a_property_every_event_requires() -> None:

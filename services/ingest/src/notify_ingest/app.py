@@ -20,6 +20,7 @@ from notify_ingest.api import event_component_schemas, router
 from notify_ingest.runtime import Runtime
 from notify_ingest.settings import IngestSettings
 from notify_ingest.store import Clock
+from notify_shared import LICENSE_SPDX_ID
 
 TITLE = "notify: ingest"
 VERSION = "0.1.0"
@@ -88,6 +89,7 @@ def _fastapi(lifespan: Any = None) -> FastAPI:
                 description=app.description,
                 routes=app.routes,
                 servers=SERVERS,
+                license_info={"name": LICENSE_SPDX_ID, "identifier": LICENSE_SPDX_ID},
             )
             document.setdefault("components", {}).setdefault("schemas", {}).update(event_component_schemas())
             app.openapi_schema = document

@@ -17,6 +17,7 @@ from pydantic import SecretStr
 
 from notify_responses.runtime import Runtime
 from notify_responses.settings import ResponsesSettings
+from notify_shared import LICENSE_SPDX_ID
 
 DEFAULT_PATH = Path("docs/contract/asyncapi/responses.json")
 
@@ -37,6 +38,7 @@ def asyncapi_document() -> dict[str, Any]:
         title="notify: responses",
         version="0.1.0",
         description="Parents' answers to invitations: the meetings it learns who may answer from, and meeting.rsvp.",
+        license={"name": LICENSE_SPDX_ID},
     )
     document: dict[str, Any] = specification.to_specification().to_jsonable()
     return document

@@ -22,6 +22,7 @@ from faststream.asgi.types import ASGIApp, Receive, Scope, Send
 from faststream.kafka import KafkaBroker
 from faststream.specification import AsyncAPI
 
+from notify_shared import LICENSE_SPDX_ID
 from notify_shared.contract import EventHandled, NotificationDeadLettered, NotificationStatus
 from notify_shared.delivery_reports import DeliveryReportReceiver, delivery_report_routes, route_secrets
 from notify_shared.kafka.broker import build_broker
@@ -164,7 +165,9 @@ def build_service_app(settings: ServiceSettings, *, service: str, title: str, de
     app = ServiceAsgiApp(
         broker,
         settings=settings,
-        specification=AsyncAPI(title=title, version="0.1.0", description=description),
+        specification=AsyncAPI(
+            title=title, version="0.1.0", description=description, license={"name": LICENSE_SPDX_ID}
+        ),
         asgi_routes=routes,
     )
     _manage(app, settings=settings, service=service, receiver=receiver, tracing=tracing)
