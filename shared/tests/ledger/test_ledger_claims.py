@@ -28,7 +28,7 @@ SCHOOL = "nor-0301-4012"
 
 
 def invitation(guardian_id: str = "g-1001", *, channel: str = "email", event_id: str = MEETING_CREATED) -> DeliveryKey:
-    return DeliveryKey(SCHOOL, event_id, guardian_id, channel, "meeting_invitation")
+    return DeliveryKey(SCHOOL, "/visma-flyt/0301", event_id, guardian_id, channel, "meeting_invitation")
 
 
 async def claim(ledger: DeliveryLedger, key: DeliveryKey) -> Claim:
@@ -247,7 +247,12 @@ async def test_a_key_repeated_in_one_batch_is_claimed_once(ledger: DeliveryLedge
 async def test_a_digest_sized_batch_is_claimed_in_one_call_and_not_again(ledger: DeliveryLedger) -> None:
     digest = "01JD9B7N3P5R8T0V2X4Z6A8C0E"
     requests = [
-        ClaimRequest(DeliveryKey(SCHOOL, digest, f"g-{n}", "email", "weekly_digest"), "digest.due", SCHOOL, "nb")
+        ClaimRequest(
+            DeliveryKey(SCHOOL, "/visma-flyt/0301", digest, f"g-{n}", "email", "weekly_digest"),
+            "digest.due",
+            SCHOOL,
+            "nb",
+        )
         for n in range(1, 1201)  # more than one statement's worth of keys
     ]
 

@@ -5,7 +5,7 @@ them (or after `--timeout`), so records dead-lettered meanwhile wait for the nex
 
 Replaying publishes the original value, key and headers to the original topic, adding the header
 `x-notify-replayed-from: <dead-letter partition>:<offset>`. It is safe to repeat: the services dedupe by
-CloudEvents id through the delivery ledger, and one run never replays the same dead letter twice. A replayed
+CloudEvents source and id through the delivery ledger, and one run never replays the same dead letter twice. A replayed
 record that is still invalid is dead-lettered again, with a new reason and the replay header among its headers.
 Only this deployment's input topics (the five event topics under `TOPIC_PREFIX`) are replayed to: a dead letter
 is a record anyone who could produce to the dead-letter topic may have written, and its `original_topic` must
