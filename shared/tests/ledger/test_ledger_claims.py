@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -164,6 +165,22 @@ async def test_email_and_sms_to_one_guardian_are_separate_notifications(ledger: 
     assert email.should_send
     assert sms.should_send
     assert email.notification_id != sms.notification_id
+
+
+async def test_the_same_event_id_from_another_source_of_the_school_is_another_notification(
+    ledger: DeliveryLedger,
+) -> None:
+    from_visma = await claim(ledger, invitation())
+    from_ist = await claim(ledger, replace(invitation(), source="urn:ist:extens:0301"))
+    await ledger.record(from_visma.notification_id, DeliveryStatus.SENT)
+    visma_again = await claim(ledger, invitation())
+
+    assert from_ist.should_send
+    assert from_ist.notification_id != from_visma.notification_id
+    assert (visma_again.should_send, visma_again.previous_status) == (False, DeliveryStatus.SENT)
+    stored = await ledger.get(from_ist.notification_id)
+    assert stored is not None
+    assert (stored.source_event_source, stored.source_event_id) == ("urn:ist:extens:0301", MEETING_CREATED)
 
 
 async def test_record_replaces_reason_and_keeps_what_the_provider_told_us(ledger: DeliveryLedger) -> None:
