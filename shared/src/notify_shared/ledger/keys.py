@@ -11,8 +11,8 @@ from dataclasses import dataclass, fields
 
 # Part of the hashed material: changing it gives every notification a new id. v2 added the school to the key
 # (ids like meeting and guardian ids are only unique within one school), v3 the event's CloudEvents source (an
-# event id is only unique per source), so no older id is ever produced again; see "Upgrading to source-scoped
-# notification keys" in docs/operations.md.
+# event id is only unique per source), so no older id is ever produced again; see "Upgrading the database" in
+# docs/operations.md.
 _ID_SCHEME = "notify.delivery.v3"
 NOTIFICATION_ID_LENGTH = 26
 """Hex characters in a notification id (104 bits: collisions are out of reach even at billions of rows)."""
