@@ -284,7 +284,7 @@ def replay_dead_letters(
 ) -> None:
     """Publish dead letters' original records to their original topics again.
 
-    Safe to repeat: services dedupe by CloudEvents id, and one run replays each dead letter once. A record
+    Safe to repeat: services dedupe by CloudEvents source and id, and one run replays each dead letter once. A record
     that is still invalid lands on the dead-letter topic again, with a new reason. Only this deployment's input
     topics are published to; a dead letter naming any other topic is refused and the command ends with code 1.
     """
