@@ -600,7 +600,7 @@ class Published:
         """Notification id → its event's time, for every notification the events ask for."""
         return {
             notification_id_for(
-                DeliveryKey(samples.sample_school().id, event_id, guardian, channel.value, TEMPLATE)
+                DeliveryKey(samples.sample_school().id, samples.SOURCE, event_id, guardian, channel.value, TEMPLATE)
             ): at
             for index, (event_id, at) in enumerate(zip(self.event_ids, self.times, strict=True))
             for guardian in self.guardian_ids(index)

@@ -156,7 +156,7 @@ class Scenario:
     def expected_ids(self) -> set[str]:
         return {
             notification_id_for(
-                DeliveryKey(event.data.school.id, event.id, guardian.guardian_id, channel.value, TEMPLATE)
+                DeliveryKey(event.data.school.id, event.source, event.id, guardian.guardian_id, channel.value, TEMPLATE)
             )
             for event in self.events
             for guardian in event.data.recipients

@@ -30,6 +30,7 @@ import pytest
 import sqlalchemy as sa
 
 from notify_digest.intake import MESSAGE_NOTICE
+from notify_reminders.firing import SOURCE as REMINDERS_SOURCE
 from notify_reminders.firing import TEMPLATE as REMINDER_TEMPLATE
 from notify_reminders.store import ReminderState, ReminderStore, reminder_id_for, reminders
 from notify_shared import samples
@@ -134,7 +135,9 @@ class RemindersScenario(Scenario):
 
     def expected_ids(self) -> set[str]:
         return {
-            notification_id_for(DeliveryKey(school_id, reminder_id, guardian_id, channel, REMINDER_TEMPLATE))
+            notification_id_for(
+                DeliveryKey(school_id, REMINDERS_SOURCE, reminder_id, guardian_id, channel, REMINDER_TEMPLATE)
+            )
             for school_id, reminder_id, guardian_id, channel in planned_reminders(self.events)
         }
 
@@ -192,7 +195,9 @@ class DigestScenario(Scenario):
     def expected_ids(self) -> set[str]:
         return {
             notification_id_for(
-                DeliveryKey(event.data.school.id, event.id, guardian.guardian_id, channel.value, MESSAGE_NOTICE)
+                DeliveryKey(
+                    event.data.school.id, event.source, event.id, guardian.guardian_id, channel.value, MESSAGE_NOTICE
+                )
             )
             for event in self.messages
             for guardian in event.data.recipients

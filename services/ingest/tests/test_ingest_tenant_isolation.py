@@ -1,5 +1,6 @@
 """Two schools, two API keys, the same ids: what one school posts never makes the other's own event a duplicate or
-a conflict (issue 18, "High"); and an event dated too far ahead is refused as the services would refuse it."""
+a conflict (issue 18, "High"), nor does what one of a school's systems posts make another's; and an event dated
+too far ahead is refused as the services would refuse it."""
 
 from __future__ import annotations
 
@@ -65,6 +66,30 @@ async def test_an_id_another_school_posted_first_is_still_accepted_from_this_sch
     assert (bjolsen_again.status_code, bjolsen_again.json()["duplicate"]) == (202, True)
     assert (nordnes_again.status_code, nordnes_again.json()["duplicate"]) == (202, True)
     assert await _on_kafka(settings, "meeting.created") == [(SHARED_EVENT_ID, SCHOOL), (SHARED_EVENT_ID, OTHER_SCHOOL)]
+
+
+async def test_the_same_id_from_two_sources_of_one_school_is_two_events_each_published_once(
+    settings: IngestSettings,
+) -> None:
+    # Two admin systems of one school, each numbering its events its own way, happen to use the same id; a
+    # CloudEvents id is unique only per source, so the second is an event of its own, not a conflict.
+    from_visma = samples.meeting_created(event_id=SHARED_EVENT_ID).model_copy(update={"source": "/visma-flyt/0301"})
+    from_ist = samples.meeting_created(
+        event_id=SHARED_EVENT_ID, meeting=samples.sample_meeting(meeting_id="m-7b-leirskole", title="Leirskolen")
+    ).model_copy(update={"source": "urn:ist:extens:0301"})
+
+    async with running_ingest(settings) as ingest:
+        visma = await ingest.post_event(_document(from_visma))
+        ist = await ingest.post_event(_document(from_ist))
+        visma_again = await ingest.post_event(_document(from_visma))
+        ist_again = await ingest.post_event(_document(from_ist))
+
+    answers = [(answer.status_code, answer.json()["duplicate"]) for answer in (visma, ist, visma_again, ist_again)]
+    # Both first posts are new events; each system's own repeat is still recognised as one.
+    assert answers == [(202, False), (202, False), (202, True), (202, True)]
+    records = await records_on(settings.kafka_bootstrap_servers, settings.topics.for_event_type("meeting.created"))
+    published = sorted((event["source"], event["id"]) for event in map(json.loads, (r.value for r in records)))
+    assert published == [("/visma-flyt/0301", SHARED_EVENT_ID), ("urn:ist:extens:0301", SHARED_EVENT_ID)]
 
 
 async def test_an_event_dated_beyond_the_margin_is_400_time_in_future_and_never_published(

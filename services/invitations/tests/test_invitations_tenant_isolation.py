@@ -162,5 +162,5 @@ async def test_a_database_from_before_school_scoped_keys_stops_start_up_naming_e
         "table invitation_decisions was made by an older version: its primary key is (event_id), this version needs"
         " (school_id, source, event_id); table invitation_meeting_states was made by an older version: its primary"
         " key is (meeting_id), this version needs (school_id, meeting_id);"
-        " see 'Upgrading to school-scoped keys' in docs/operations.md"
+        " see 'Upgrading the database' in docs/operations.md"
     )

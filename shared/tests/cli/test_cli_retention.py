@@ -22,7 +22,7 @@ async def deliveries(database_url: str, *, days_ago: int, guardians: list[str]) 
     ids = []
     async with await DeliveryLedger.connect(database_url, clock=clock) as ledger:
         for guardian_id in guardians:
-            key = DeliveryKey(SCHOOL, "evt-1", guardian_id, "sms", "absence_notice")
+            key = DeliveryKey(SCHOOL, "/visma-flyt/0301", "evt-1", guardian_id, "sms", "absence_notice")
             claim = await ledger.begin(key, source_event_type="absence.noted", school_id=SCHOOL, language="nb")
             await ledger.record(claim.notification_id, DeliveryStatus.SENT, provider="webhook")
             ids.append(claim.notification_id)

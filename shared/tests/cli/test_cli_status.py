@@ -16,6 +16,7 @@ MEETING_CREATED = "01JD8X4K2M7Q9W3E5R6T8Y0U1I"
 OSLO_SCHOOL = "nor-0301-4012"
 BERGEN_SCHOOL = "nor-4601-2207"
 START = datetime(2025, 3, 7, 7, 30, tzinfo=UTC)
+VISMA = "/visma-flyt/0301"
 
 
 class SteppingClock:
@@ -36,16 +37,25 @@ async def record_deliveries(database_url: str) -> dict[str, str]:
     async with await DeliveryLedger.connect(database_url, clock=SteppingClock(START)) as ledger:
         outcomes = {
             "email-g1": (
-                DeliveryKey(OSLO_SCHOOL, MEETING_CREATED, "g-1001", "email", "meeting_invitation"),
+                DeliveryKey(OSLO_SCHOOL, VISMA, MEETING_CREATED, "g-1001", "email", "meeting_invitation"),
                 OSLO_SCHOOL,
             ),
-            "sms-g1": (DeliveryKey(OSLO_SCHOOL, MEETING_CREATED, "g-1001", "sms", "meeting_invitation"), OSLO_SCHOOL),
+            "sms-g1": (
+                DeliveryKey(OSLO_SCHOOL, VISMA, MEETING_CREATED, "g-1001", "sms", "meeting_invitation"),
+                OSLO_SCHOOL,
+            ),
             "email-g2": (
-                DeliveryKey(OSLO_SCHOOL, MEETING_CREATED, "g-1002", "email", "meeting_invitation"),
+                DeliveryKey(OSLO_SCHOOL, VISMA, MEETING_CREATED, "g-1002", "email", "meeting_invitation"),
                 OSLO_SCHOOL,
             ),
-            "bergen-1": (DeliveryKey(BERGEN_SCHOOL, "evt-bergen", "g-2001", "sms", "absence_notice"), BERGEN_SCHOOL),
-            "bergen-2": (DeliveryKey(BERGEN_SCHOOL, "evt-bergen", "g-2002", "sms", "absence_notice"), BERGEN_SCHOOL),
+            "bergen-1": (
+                DeliveryKey(BERGEN_SCHOOL, VISMA, "evt-bergen", "g-2001", "sms", "absence_notice"),
+                BERGEN_SCHOOL,
+            ),
+            "bergen-2": (
+                DeliveryKey(BERGEN_SCHOOL, VISMA, "evt-bergen", "g-2002", "sms", "absence_notice"),
+                BERGEN_SCHOOL,
+            ),
         }
         for name, (key, school) in outcomes.items():
             claim = await ledger.begin(key, source_event_type="meeting.created", school_id=school, language="nb")
@@ -110,15 +120,15 @@ async def test_status_of_an_event_shows_each_notification_with_its_history(datab
     assert result.exit_code == 0, result.output
     rows = [row for row in cells(result.output) if any(row)]
     # One line per history step; the first line of each notification carries its facts.
-    firsts = [row[:6] for row in rows if row[0]]
+    firsts = [row[:7] for row in rows if row[0]]
     assert sorted(firsts) == sorted(
         [
-            [ids["email-g1"], "g-1001", "email", "meeting_invitation", "nb", "sent"],
-            [ids["sms-g1"], "g-1001", "sms", "meeting_invitation", "nb", "delivered"],
-            [ids["email-g2"], "g-1002", "email", "meeting_invitation", "nb", "sent"],
+            [ids["email-g1"], VISMA, "g-1001", "email", "meeting_invitation", "nb", "sent"],
+            [ids["sms-g1"], VISMA, "g-1001", "sms", "meeting_invitation", "nb", "delivered"],
+            [ids["email-g2"], VISMA, "g-1002", "email", "meeting_invitation", "nb", "sent"],
         ]
     )
-    sms_steps = [row[6] for row in rows[[row[0] for row in rows].index(ids["sms-g1"]) :][:3]]
+    sms_steps = [row[7] for row in rows[[row[0] for row in rows].index(ids["sms-g1"]) :][:3]]
     assert [step.split(" ", 1)[1] for step in sms_steps] == ["sending", "sent", "delivered"]
     assert all(re.fullmatch(r"2025-03-07T07:3\d:\d\dZ \w+", step) for step in sms_steps)
     assert "evt-bergen" not in result.output
@@ -154,7 +164,7 @@ async def test_at_80_columns_or_in_a_pipe_every_id_of_an_event_is_printed_whole_
     for name in ("email-g1", "sms-g1", "email-g2"):
         assert [line.split() for line in lines if ids[name] in line] == [["notification", ids[name]]]
     assert sum(line.split() == ["guardian", "g-1001"] for line in lines) == 2
-    sms_block = lines[lines.index(f"notification  {ids['sms-g1']}") :][:9]
+    sms_block = lines[lines.index(f"notification  {ids['sms-g1']}") :][:10]
     assert [line.split()[-1] for line in sms_block[-3:]] == ["sending", "sent", "delivered"]
 
 
@@ -222,4 +232,33 @@ async def test_status_of_an_event_as_json_gives_each_notification_and_its_histor
         notify, "status", "--json", "--database-url", database_url, "--event", "no-such-event"
     )
     assert unknown.exit_code == 1
-    assert json.loads(unknown.output) == {"event_id": "no-such-event", "notifications": []}
+    assert json.loads(unknown.output) == {"event_id": "no-such-event", "source": None, "notifications": []}
+
+
+async def test_status_of_an_event_id_two_sources_used_names_each_source_and_narrows_to_one(database_url: str) -> None:
+    ids = await record_deliveries(database_url)
+    # Another admin system of the same school numbered one of its events the same way.
+    async with await DeliveryLedger.connect(database_url) as ledger:
+        other = DeliveryKey(OSLO_SCHOOL, "/ist-extens/0301", MEETING_CREATED, "g-1001", "email", "meeting_invitation")
+        claim = await ledger.begin(other, source_event_type="meeting.created", school_id=OSLO_SCHOOL, language="nb")
+
+    both = await asyncio.to_thread(
+        notify, "status", "--json", "--database-url", database_url, "--event", MEETING_CREATED
+    )
+    narrowed = await asyncio.to_thread(
+        notify, "status", "--database-url", database_url, "--event", MEETING_CREATED, "--source", "/ist-extens/0301"
+    )
+
+    assert both.exit_code == 0, both.output
+    sources = {n["notification_id"]: n["source"] for n in json.loads(both.output)["notifications"]}
+    assert sources == {
+        ids["email-g1"]: VISMA,
+        ids["sms-g1"]: VISMA,
+        ids["email-g2"]: VISMA,
+        claim.notification_id: "/ist-extens/0301",
+    }
+    assert narrowed.exit_code == 0, narrowed.output
+    assert f"event {MEETING_CREATED} from /ist-extens/0301" in narrowed.output
+    assert [row[:3] for row in cells(narrowed.output) if row[0]] == [
+        [claim.notification_id, "/ist-extens/0301", "g-1001"]
+    ]

@@ -109,7 +109,7 @@ async def harness(tmp_path: Path) -> AsyncIterator[Harness]:
 def _plan(guardian: Recipient, channel: Channel, event_id: str = "evt-1") -> PlannedNotification:
     event = samples.meeting_created(event_id=event_id, recipients=[guardian])
     return PlannedNotification(
-        source=SourceEventRef(id=event.id, type=event.type),
+        source=SourceEventRef(source=event.source, id=event.id, type=event.type),
         school=event.data.school,
         guardian=guardian,
         channel=channel,
@@ -134,7 +134,9 @@ async def test_an_eligible_guardian_gets_email_and_sms_and_each_is_recorded_and_
         (Channel.SMS, DeliveryStatus.SENT, "nb"),
     }
     assert reports[Channel.SMS].sms_segments is not None
-    record = await harness.ledger.get(DeliveryKey("nor-0301-bjolsen", "evt-1", "g-1001", "sms", "meeting_invitation"))
+    record = await harness.ledger.get(
+        DeliveryKey("nor-0301-bjolsen", samples.SOURCE, "evt-1", "g-1001", "sms", "meeting_invitation")
+    )
     assert record is not None
     assert record.status is DeliveryStatus.SENT
 
@@ -389,7 +391,7 @@ async def test_no_fallback_for_a_guardian_who_wants_one_channel_or_already_got_t
 async def test_a_sender_whose_claim_passed_on_does_not_overwrite_the_outcome(harness: Harness) -> None:
     plan = _plan(samples.sample_guardian(1), Channel.EMAIL)
     claim = await harness.ledger.begin(
-        DeliveryKey("nor-0301-bjolsen", "evt-1", "g-1001", "email", "meeting_invitation"),
+        DeliveryKey("nor-0301-bjolsen", samples.SOURCE, "evt-1", "g-1001", "email", "meeting_invitation"),
         source_event_type="meeting.created",
         school_id=plan.school.id,
         language="nb",
@@ -426,7 +428,7 @@ async def test_a_retry_whose_claim_passed_to_another_worker_is_not_sent(harness:
 async def test_a_template_that_cannot_render_fails_that_notification_only(harness: Harness) -> None:
     guardian = samples.sample_guardian(1)
     broken = PlannedNotification(
-        source=SourceEventRef(id="evt-1", type="meeting.created"),
+        source=SourceEventRef(source=samples.SOURCE, id="evt-1", type="meeting.created"),
         school=samples.sample_school(),
         guardian=guardian,
         channel=Channel.EMAIL,
@@ -447,7 +449,7 @@ async def test_a_notification_claimed_by_a_sender_that_crashed_is_sent_once_its_
     plan = _plan(samples.sample_guardian(1), Channel.EMAIL)
     # A sender claimed it and died before recording anything.
     await harness.ledger.begin(
-        DeliveryKey("nor-0301-bjolsen", "evt-1", "g-1001", "email", "meeting_invitation"),
+        DeliveryKey("nor-0301-bjolsen", samples.SOURCE, "evt-1", "g-1001", "email", "meeting_invitation"),
         source_event_type="meeting.created",
         school_id=plan.school.id,
         language="nb",

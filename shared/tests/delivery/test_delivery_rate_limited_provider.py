@@ -71,7 +71,7 @@ def _sms_plans(count: int) -> list[PlannedNotification]:
     event = samples.meeting_created(event_id="evt-burst", recipients=guardians)
     return [
         PlannedNotification(
-            source=SourceEventRef(id=event.id, type=event.type),
+            source=SourceEventRef(source=event.source, id=event.id, type=event.type),
             school=event.data.school,
             guardian=guardian,
             channel=Channel.SMS,

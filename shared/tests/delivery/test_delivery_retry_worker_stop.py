@@ -87,7 +87,7 @@ def invitations(count: int) -> list[PlannedNotification]:
     event = samples.meeting_created(event_id="evt-stop", recipients=guardians)
     return [
         PlannedNotification(
-            source=SourceEventRef(id=event.id, type=event.type),
+            source=SourceEventRef(source=event.source, id=event.id, type=event.type),
             school=event.data.school,
             guardian=guardian,
             channel=Channel.EMAIL,

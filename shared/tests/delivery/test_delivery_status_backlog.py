@@ -86,7 +86,7 @@ def invitation_plans(event_id: str, guardians: int) -> list[PlannedNotification]
     event = samples.meeting_created(event_id=event_id, recipients=recipients)
     return [
         PlannedNotification(
-            source=SourceEventRef(id=event.id, type=event.type),
+            source=SourceEventRef(source=event.source, id=event.id, type=event.type),
             school=event.data.school,
             guardian=guardian,
             channel=channel,
@@ -226,6 +226,7 @@ async def test_a_kept_status_names_the_notification_in_the_log_but_no_contact_de
 def _report(notification_id: str) -> NotificationStatusReport:
     return NotificationStatusReport(
         notification_id=notification_id,
+        source_event_source="/visma-flyt/0301",
         source_event_id="evt-1",
         source_event_type="no.skole.meeting.created",
         school_id="school-1",

@@ -51,7 +51,7 @@ class KafkaComesBack:
 
 async def sent_sms(ledger: DeliveryLedger, *, reference: str = "gw-7") -> str:
     claim = await ledger.begin(
-        DeliveryKey("nor-0301-bjolsen", EVENT_ID, "g-1007", "sms", "meeting_invitation"),
+        DeliveryKey("nor-0301-bjolsen", "/visma-flyt/0301", EVENT_ID, "g-1007", "sms", "meeting_invitation"),
         source_event_type="meeting.created",
         school_id="nor-0301-bjolsen",
         language="nb",

@@ -55,7 +55,7 @@ class Reports:
         self, guardian_id: str, *, channel: str = "sms", provider: str = "webhook", reference: str | None = "gw-1"
     ) -> str:
         claim = await self.ledger.begin(
-            DeliveryKey("nor-0301-bjolsen", EVENT_ID, guardian_id, channel, "meeting_invitation"),
+            DeliveryKey("nor-0301-bjolsen", "/visma-flyt/0301", EVENT_ID, guardian_id, channel, "meeting_invitation"),
             source_event_type="meeting.created",
             school_id="nor-0301-bjolsen",
             language="nb",
@@ -280,7 +280,7 @@ async def test_steps_on_the_way_and_late_reports_after_delivery_change_nothing(r
 
 async def test_a_report_that_overtakes_our_record_of_the_send_asks_the_gateway_to_retry(reports: Reports) -> None:
     claim = await reports.ledger.begin(
-        DeliveryKey("nor-0301-bjolsen", EVENT_ID, "g-1001", "sms", "meeting_invitation"),
+        DeliveryKey("nor-0301-bjolsen", "/visma-flyt/0301", EVENT_ID, "g-1001", "sms", "meeting_invitation"),
         source_event_type="meeting.created",
         school_id="nor-0301-bjolsen",
         language="nb",

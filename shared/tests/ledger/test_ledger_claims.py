@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -28,7 +29,7 @@ SCHOOL = "nor-0301-4012"
 
 
 def invitation(guardian_id: str = "g-1001", *, channel: str = "email", event_id: str = MEETING_CREATED) -> DeliveryKey:
-    return DeliveryKey(SCHOOL, event_id, guardian_id, channel, "meeting_invitation")
+    return DeliveryKey(SCHOOL, "/visma-flyt/0301", event_id, guardian_id, channel, "meeting_invitation")
 
 
 async def claim(ledger: DeliveryLedger, key: DeliveryKey) -> Claim:
@@ -166,6 +167,22 @@ async def test_email_and_sms_to_one_guardian_are_separate_notifications(ledger: 
     assert email.notification_id != sms.notification_id
 
 
+async def test_the_same_event_id_from_another_source_of_the_school_is_another_notification(
+    ledger: DeliveryLedger,
+) -> None:
+    from_visma = await claim(ledger, invitation())
+    from_ist = await claim(ledger, replace(invitation(), source="urn:ist:extens:0301"))
+    await ledger.record(from_visma.notification_id, DeliveryStatus.SENT)
+    visma_again = await claim(ledger, invitation())
+
+    assert from_ist.should_send
+    assert from_ist.notification_id != from_visma.notification_id
+    assert (visma_again.should_send, visma_again.previous_status) == (False, DeliveryStatus.SENT)
+    stored = await ledger.get(from_ist.notification_id)
+    assert stored is not None
+    assert (stored.source_event_source, stored.source_event_id) == ("urn:ist:extens:0301", MEETING_CREATED)
+
+
 async def test_record_replaces_reason_and_keeps_what_the_provider_told_us(ledger: DeliveryLedger) -> None:
     sms = await claim(ledger, invitation(channel="sms"))
     await ledger.record(sms.notification_id, DeliveryStatus.SENDING, reason="retrying:http_503")
@@ -247,7 +264,12 @@ async def test_a_key_repeated_in_one_batch_is_claimed_once(ledger: DeliveryLedge
 async def test_a_digest_sized_batch_is_claimed_in_one_call_and_not_again(ledger: DeliveryLedger) -> None:
     digest = "01JD9B7N3P5R8T0V2X4Z6A8C0E"
     requests = [
-        ClaimRequest(DeliveryKey(SCHOOL, digest, f"g-{n}", "email", "weekly_digest"), "digest.due", SCHOOL, "nb")
+        ClaimRequest(
+            DeliveryKey(SCHOOL, "/visma-flyt/0301", digest, f"g-{n}", "email", "weekly_digest"),
+            "digest.due",
+            SCHOOL,
+            "nb",
+        )
         for n in range(1, 1201)  # more than one statement's worth of keys
     ]
 

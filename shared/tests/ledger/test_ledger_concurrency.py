@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
 RACERS = 20
 MEETING_CREATED = "01JD8X4K2M7Q9W3E5R6T8Y0U1I"
-INVITATION = DeliveryKey("nor-0301-4012", MEETING_CREATED, "g-1001", "email", "meeting_invitation")
+INVITATION = DeliveryKey("nor-0301-4012", "/visma-flyt/0301", MEETING_CREATED, "g-1001", "email", "meeting_invitation")
 
 
 @asynccontextmanager
@@ -83,7 +83,9 @@ async def test_twenty_senders_racing_to_take_over_a_crashed_send_take_it_over_ex
 
 async def test_overlapping_digest_batches_claim_every_key_exactly_once(database_url: str, clock: FakeClock) -> None:
     keys = [
-        DeliveryKey("nor-0301-4012", "01JD9B7N3P5R8T0V2X4Z6A8C0E", f"g-{n}", "email", "weekly_digest")
+        DeliveryKey(
+            "nor-0301-4012", "/visma-flyt/0301", "01JD9B7N3P5R8T0V2X4Z6A8C0E", f"g-{n}", "email", "weekly_digest"
+        )
         for n in range(200)
     ]
     shuffled = random.Random(7)

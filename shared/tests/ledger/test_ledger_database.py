@@ -71,7 +71,9 @@ async def test_services_keep_their_own_tables_in_the_shared_metadata(database_ur
 
 
 async def test_connecting_again_to_an_existing_ledger_keeps_its_rows(database_url: str) -> None:
-    key = DeliveryKey("nor-0301-4012", "01JD8X4K2M7Q9W3E5R6T8Y0U1I", "g-1001", "email", "meeting_invitation")
+    key = DeliveryKey(
+        "nor-0301-4012", "/visma-flyt/0301", "01JD8X4K2M7Q9W3E5R6T8Y0U1I", "g-1001", "email", "meeting_invitation"
+    )
     async with await DeliveryLedger.connect(database_url) as ledger:
         await ledger.begin(key, source_event_type="meeting.created", school_id="nor-0301-4012", language="nb")
 
@@ -91,15 +93,15 @@ async def test_a_ledger_on_an_engine_it_was_given_leaves_the_engine_open(databas
         await engine.dispose()
 
 
-async def test_a_ledger_made_before_school_scoped_keys_stops_start_up_naming_the_table(database_url: str) -> None:
-    # The deliveries table as versions before school-scoped keys made it: unique per event id alone.
+async def test_a_ledger_made_before_source_scoped_keys_stops_start_up_naming_the_table(database_url: str) -> None:
+    # The deliveries table as versions before source-scoped keys made it: an event id unique within its school.
     engine = create_engine(database_url)
     try:
         async with engine.begin() as connection:
             await connection.exec_driver_sql(
                 "CREATE TABLE deliveries (notification_id VARCHAR(26) PRIMARY KEY, source_event_id VARCHAR(200),"
                 " school_id VARCHAR(200), guardian_id VARCHAR(200), channel VARCHAR(20), template VARCHAR(100),"
-                " CONSTRAINT uq_deliveries_key UNIQUE (source_event_id, guardian_id, channel, template))"
+                " CONSTRAINT uq_deliveries_key UNIQUE (school_id, source_event_id, guardian_id, channel, template))"
             )
         with pytest.raises(OutdatedTableError) as refused:
             await create_schema(engine)
@@ -108,8 +110,8 @@ async def test_a_ledger_made_before_school_scoped_keys_stops_start_up_naming_the
 
     assert str(refused.value) == (
         "table deliveries was made by an older version: it lacks the unique key"
-        " (school_id, source_event_id, guardian_id, channel, template);"
-        " see 'Upgrading to school-scoped keys' in docs/operations.md"
+        " (school_id, source_event_source, source_event_id, guardian_id, channel, template);"
+        " see 'Upgrading the database' in docs/operations.md"
     )
 
 

@@ -22,7 +22,9 @@ SCHOOL = "nor-0301-4012"
 
 
 def request(guardian_id: str = "g-1001") -> ClaimRequest:
-    key = DeliveryKey(SCHOOL, "01JD8X4K2M7Q9W3E5R6T8Y0U1I", guardian_id, "sms", "meeting_invitation")
+    key = DeliveryKey(
+        SCHOOL, "/visma-flyt/0301", "01JD8X4K2M7Q9W3E5R6T8Y0U1I", guardian_id, "sms", "meeting_invitation"
+    )
     return ClaimRequest(key, "meeting.created", SCHOOL, "nb")
 
 

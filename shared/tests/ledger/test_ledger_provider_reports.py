@@ -28,7 +28,7 @@ async def sent(
 ) -> str:
     """A notification the provider accepted, as the dispatcher records it."""
     claim = await ledger.begin(
-        DeliveryKey(SCHOOL, EVENT_ID, guardian_id, channel, "meeting_invitation"),
+        DeliveryKey(SCHOOL, "/visma-flyt/0301", EVENT_ID, guardian_id, channel, "meeting_invitation"),
         source_event_type="meeting.created",
         school_id=SCHOOL,
         language="nb",
@@ -136,7 +136,7 @@ async def test_our_notification_id_never_lets_another_provider_or_reference_touc
 
 async def test_a_report_that_overtakes_our_record_of_the_send_changes_nothing(ledger: DeliveryLedger) -> None:
     claim = await ledger.begin(
-        DeliveryKey(SCHOOL, EVENT_ID, "g-1001", "sms", "meeting_invitation"),
+        DeliveryKey(SCHOOL, "/visma-flyt/0301", EVENT_ID, "g-1001", "sms", "meeting_invitation"),
         source_event_type="meeting.created",
         school_id=SCHOOL,
         language="nb",

@@ -38,21 +38,25 @@ async def test_history_shows_every_notification_an_event_caused_with_its_statuse
 ) -> None:
     start = clock.now
     await send(
-        ledger, DeliveryKey(OSLO_SCHOOL, MEETING_CREATED, "g-1002", "email", "meeting_invitation"), DeliveryStatus.SENT
+        ledger,
+        DeliveryKey(OSLO_SCHOOL, "/visma-flyt/0301", MEETING_CREATED, "g-1002", "email", "meeting_invitation"),
+        DeliveryStatus.SENT,
     )
     clock.advance(seconds=1)
-    sms = DeliveryKey(OSLO_SCHOOL, MEETING_CREATED, "g-1001", "sms", "meeting_invitation")
+    sms = DeliveryKey(OSLO_SCHOOL, "/visma-flyt/0301", MEETING_CREATED, "g-1001", "sms", "meeting_invitation")
     sms_id = await send(ledger, sms, DeliveryStatus.SENT)
     clock.advance(minutes=2)
     await ledger.record(sms_id, DeliveryStatus.DELIVERED)
     await send(
         ledger,
-        DeliveryKey(OSLO_SCHOOL, MEETING_CREATED, "g-1001", "email", "meeting_invitation"),
+        DeliveryKey(OSLO_SCHOOL, "/visma-flyt/0301", MEETING_CREATED, "g-1001", "email", "meeting_invitation"),
         DeliveryStatus.FAILED,
         reason="missing_email",
     )
     await send(
-        ledger, DeliveryKey(OSLO_SCHOOL, ABSENCE_REPORTED, "g-1001", "sms", "absence_notice"), DeliveryStatus.SENT
+        ledger,
+        DeliveryKey(OSLO_SCHOOL, "/visma-flyt/0301", ABSENCE_REPORTED, "g-1001", "sms", "absence_notice"),
+        DeliveryStatus.SENT,
     )
 
     history = await ledger.history(MEETING_CREATED)
@@ -80,7 +84,7 @@ async def test_history_of_an_event_that_caused_nothing_is_empty(ledger: Delivery
 
 
 async def test_get_finds_a_notification_by_key_or_by_id(ledger: DeliveryLedger) -> None:
-    key = DeliveryKey(OSLO_SCHOOL, MEETING_CREATED, "g-1001", "email", "meeting_invitation")
+    key = DeliveryKey(OSLO_SCHOOL, "/visma-flyt/0301", MEETING_CREATED, "g-1001", "email", "meeting_invitation")
     notification_id = await send(ledger, key, DeliveryStatus.SENT)
 
     by_key, by_id = await ledger.get(key), await ledger.get(notification_id)
@@ -88,29 +92,54 @@ async def test_get_finds_a_notification_by_key_or_by_id(ledger: DeliveryLedger) 
     assert by_key is not None
     assert by_key == by_id
     assert by_key.key == key
-    assert await ledger.get(DeliveryKey(OSLO_SCHOOL, MEETING_CREATED, "g-9999", "email", "meeting_invitation")) is None
+    assert (
+        await ledger.get(
+            DeliveryKey(OSLO_SCHOOL, "/visma-flyt/0301", MEETING_CREATED, "g-9999", "email", "meeting_invitation")
+        )
+        is None
+    )
 
 
 async def test_summary_counts_notifications_created_in_the_window_by_school_channel_and_status(
     ledger: DeliveryLedger, clock: FakeClock
 ) -> None:
     since = clock.now
-    await send(ledger, DeliveryKey(OSLO_SCHOOL, "01JDA0000000000000000000EV", "g-1", "email", "t"), DeliveryStatus.SENT)
-    await send(ledger, DeliveryKey(OSLO_SCHOOL, "01JDA0000000000000000000EV", "g-2", "email", "t"), DeliveryStatus.SENT)
-    await send(
-        ledger, DeliveryKey(OSLO_SCHOOL, "01JDA0000000000000000000EV", "g-3", "email", "t"), DeliveryStatus.BOUNCED
-    )
-    await send(ledger, DeliveryKey(OSLO_SCHOOL, "01JDA0000000000000000000EV", "g-1", "sms", "t"), DeliveryStatus.SENT)
-    await send(ledger, DeliveryKey(OSLO_SCHOOL, "01JDA0000000000000000000EV", "g-4", "sms", "t"))  # still sending
     await send(
         ledger,
-        DeliveryKey(BERGEN_SCHOOL, "01JDB0000000000000000000EV", "g-7", "email", "t"),
+        DeliveryKey(OSLO_SCHOOL, "/visma-flyt/0301", "01JDA0000000000000000000EV", "g-1", "email", "t"),
+        DeliveryStatus.SENT,
+    )
+    await send(
+        ledger,
+        DeliveryKey(OSLO_SCHOOL, "/visma-flyt/0301", "01JDA0000000000000000000EV", "g-2", "email", "t"),
+        DeliveryStatus.SENT,
+    )
+    await send(
+        ledger,
+        DeliveryKey(OSLO_SCHOOL, "/visma-flyt/0301", "01JDA0000000000000000000EV", "g-3", "email", "t"),
+        DeliveryStatus.BOUNCED,
+    )
+    await send(
+        ledger,
+        DeliveryKey(OSLO_SCHOOL, "/visma-flyt/0301", "01JDA0000000000000000000EV", "g-1", "sms", "t"),
+        DeliveryStatus.SENT,
+    )
+    await send(
+        ledger, DeliveryKey(OSLO_SCHOOL, "/visma-flyt/0301", "01JDA0000000000000000000EV", "g-4", "sms", "t")
+    )  # still sending
+    await send(
+        ledger,
+        DeliveryKey(BERGEN_SCHOOL, "/visma-flyt/0301", "01JDB0000000000000000000EV", "g-7", "email", "t"),
         DeliveryStatus.SENT,
         school_id=BERGEN_SCHOOL,
     )
     clock.advance(days=1)
     until = clock.now
-    await send(ledger, DeliveryKey(OSLO_SCHOOL, "01JDC0000000000000000000EV", "g-1", "email", "t"), DeliveryStatus.SENT)
+    await send(
+        ledger,
+        DeliveryKey(OSLO_SCHOOL, "/visma-flyt/0301", "01JDC0000000000000000000EV", "g-1", "email", "t"),
+        DeliveryStatus.SENT,
+    )
 
     summary = await ledger.summary(since, until)
 
@@ -125,7 +154,9 @@ async def test_summary_counts_notifications_created_in_the_window_by_school_chan
 
 async def test_summary_accepts_any_time_zone_and_refuses_naive_times(ledger: DeliveryLedger, clock: FakeClock) -> None:
     await send(
-        ledger, DeliveryKey(OSLO_SCHOOL, MEETING_CREATED, "g-1001", "email", "meeting_invitation"), DeliveryStatus.SENT
+        ledger,
+        DeliveryKey(OSLO_SCHOOL, "/visma-flyt/0301", MEETING_CREATED, "g-1001", "email", "meeting_invitation"),
+        DeliveryStatus.SENT,
     )
     oslo_winter = timezone(timedelta(hours=1))
     local_start = clock.now.astimezone(oslo_winter)

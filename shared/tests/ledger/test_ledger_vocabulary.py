@@ -15,6 +15,7 @@ MEETING_CREATED = "01JD8X4K2M7Q9W3E5R6T8Y0U1I"
 def invitation_key(**changes: str) -> DeliveryKey:
     parts = {
         "school_id": "nor-0301-4012",
+        "source": "/visma-flyt/0301",
         "source_event_id": MEETING_CREATED,
         "guardian_id": "g-1001",
         "channel": "email",
@@ -84,6 +85,8 @@ def test_notification_id_is_short_lowercase_hex_for_message_ids_and_sms_referenc
     [
         # Another school's event with the same event and guardian ids is another notification, never a repeat.
         {"school_id": "nor-4601-2207"},
+        # CloudEvents ids are unique per source only: the same id from another system of the school is another event.
+        {"source": "/ist-extens/0301"},
         {"source_event_id": "01JD8X4K2M7Q9W3E5R6T8Y0U1J"},
         {"guardian_id": "g-1002"},
         {"channel": "sms"},
@@ -95,8 +98,8 @@ def test_each_part_of_the_key_gives_a_different_notification(changed: dict[str, 
 
 
 def test_ids_containing_separators_do_not_collide() -> None:
-    one = DeliveryKey("nor-0301-4012", "evt|g-1", "2", "email", "meeting_invitation")
-    other = DeliveryKey("nor-0301-4012", "evt", "g-1|2", "email", "meeting_invitation")
+    one = DeliveryKey("nor-0301-4012", "/visma-flyt/0301", "evt|g-1", "2", "email", "meeting_invitation")
+    other = DeliveryKey("nor-0301-4012", "/visma-flyt/0301", "evt", "g-1|2", "email", "meeting_invitation")
 
     assert notification_id_for(one) != notification_id_for(other)
 

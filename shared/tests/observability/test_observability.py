@@ -95,7 +95,7 @@ async def test_a_retried_then_sent_email_counts_the_retry_the_outcome_and_its_la
     await dispatcher.dispatch(
         [
             PlannedNotification(
-                source=SourceEventRef(id=event.id, type=event.type, time=EVENT_TIME),
+                source=SourceEventRef(source=event.source, id=event.id, type=event.type, time=EVENT_TIME),
                 school=event.data.school,
                 guardian=guardian,
                 channel=Channel.EMAIL,

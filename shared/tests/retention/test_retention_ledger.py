@@ -25,7 +25,12 @@ OTHER_SCHOOL = "nor-4601-2210"
 
 def key(guardian_id: str, *, school_id: str = SCHOOL, event_id: str = "evt-1") -> ClaimRequest:
     delivery_key = DeliveryKey(
-        school_id=school_id, source_event_id=event_id, guardian_id=guardian_id, channel="email", template="digest"
+        school_id=school_id,
+        source="/visma-flyt/0301",
+        source_event_id=event_id,
+        guardian_id=guardian_id,
+        channel="email",
+        template="digest",
     )
     return ClaimRequest(delivery_key, "message.posted", school_id, "nb")
 

@@ -147,7 +147,7 @@ class Intake:
         now = as_utc(self._clock())
         data = event.data
         result = IntakeResult()
-        source = SourceEventRef(id=event.id, type=event.type, time=event.time)
+        source = SourceEventRef.of_event(event)
         items: list[dict[str, object]] = []
         for guardian in data.recipients:
             plans = [
@@ -214,7 +214,7 @@ class Intake:
                 channel = absence_notice_channel(guardian)
                 result.send_now.append(
                     PlannedNotification(
-                        source=SourceEventRef(id=event.id, type=event.type, time=event.time),
+                        source=SourceEventRef.of_event(event),
                         school=data.school,
                         guardian=guardian,
                         channel=channel,

@@ -23,6 +23,7 @@ from notify_shared.delivery import (
     PlannedNotification,
     SourceEventRef,
 )
+from notify_shared.ids import service_source
 from notify_shared.ledger import DeliveryStatus
 from notify_shared.rendering.digest_context import DigestAbsence, DigestMessage, DigestSection, lessons_in_order
 
@@ -31,6 +32,8 @@ logger = logging.getLogger(__name__)
 DIGEST = "digest"
 DIGEST_SOURCE_TYPE = "digest.due"
 NOTICE_SOURCE_TYPE = "notice.due"
+SOURCE = service_source("digest")
+"""The source of notices and digests in the ledger: the service sends them itself, under ids it derived."""
 
 
 @dataclass
@@ -130,7 +133,7 @@ class DigestRunner:
     async def _send_notice(self, notice: ClaimedNotice, report: RunReport) -> None:
         school = School.model_validate_json(notice.school)
         guardian = Recipient.model_validate_json(notice.guardian)
-        source = SourceEventRef(id=notice.notice_id, type=NOTICE_SOURCE_TYPE)
+        source = SourceEventRef(source=SOURCE, id=notice.notice_id, type=NOTICE_SOURCE_TYPE)
         payload = json.loads(notice.payload)
         if notice.kind == "absence":
             context: dict[str, object] = {
@@ -205,7 +208,7 @@ class DigestRunner:
             "absence_count": absence_count,
         }
         # The ledger keys by a short hash of the digest id, which can be longer than an event id may be.
-        source = SourceEventRef(id=stable_id(digest.digest_id), type=DIGEST_SOURCE_TYPE)
+        source = SourceEventRef(source=SOURCE, id=stable_id(digest.digest_id), type=DIGEST_SOURCE_TYPE)
         plan = PlannedNotification(source, school, guardian, Channel.EMAIL, DIGEST, context)
         try:
             (outcome,) = await self._dispatcher.dispatch([plan])

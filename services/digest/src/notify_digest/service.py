@@ -46,7 +46,7 @@ class DigestService:
         if result.notices:
             await self._on_schedule_changed()
         report = await self._reporter.report(
-            SourceEventRef(id=event.id, type=event.type, time=event.time),
+            SourceEventRef.of_event(event),
             school_id=event.data.school.id,
             outcomes=outcomes,
             scheduled=result.stored_items + result.notices,

@@ -9,7 +9,7 @@ Each id is recorded *before* it is published and marked `published` after Kafka 
 
 A crash between publish and `mark_published` leaves the row `pending`: a retry of the same id after the lease
 publishes it again. Kafka then holds the event twice, which the consuming services absorb, since they dedupe by
-CloudEvents id (their delivery ledger). The opposite order (mark, then publish) could lose an event instead.
+CloudEvents source and id (their delivery ledger). The opposite order (mark, then publish) could lose an event instead.
 
 An id is accepted per school and source (`AcceptedId`): a CloudEvents id is only unique per source, and one
 school posting an id first must never make another school's own event with that id a duplicate or a conflict.

@@ -68,7 +68,7 @@ def plan_notifications(
 ) -> list[PlannedNotification]:
     """One notification per guardian and wanted channel; ineligible guardians are planned too, to be suppressed."""
     data = event.data
-    source = SourceEventRef(id=event.id, type=event.type, time=event.time)
+    source = SourceEventRef.of_event(event)
     note = data.cancellation_note if isinstance(data, MeetingCancellation) else None
     calendar: MeetingCalendar | None = None  # built once for the event, when the first guardian needs it
     sms_not_before = _sms_not_before(event, context)

@@ -78,7 +78,7 @@ class InvitationService:
         )
         outcomes = await self._dispatcher.dispatch(plans)
         report = await self._reporter.report(
-            SourceEventRef(id=event.id, type=event.type, time=event.time),
+            SourceEventRef.of_event(event),
             school_id=event.data.school.id,
             outcome=HandlingOutcome.STALE if decision.kind is DecisionKind.STALE else None,
             reason=_why_nothing(decision) if not plans else None,

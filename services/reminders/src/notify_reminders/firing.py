@@ -16,6 +16,7 @@ from notify_shared.concurrency import finish_all
 from notify_shared.contract import Channel, Recipient, School
 from notify_shared.contract.meetings import Meeting
 from notify_shared.delivery import Dispatcher, NotificationInFlightError, PlannedNotification, SourceEventRef
+from notify_shared.ids import service_source
 from notify_shared.ledger import DeliveryStatus
 
 logger = logging.getLogger(__name__)
@@ -23,6 +24,8 @@ logger = logging.getLogger(__name__)
 TEMPLATE = "meeting_reminder"
 SOURCE_TYPE = "meeting.reminder"
 """The `source_event_type` of a reminder's statuses; its `source_event_id` is the reminder id."""
+SOURCE = service_source("reminders")
+"""The `source_event_source` of a reminder's statuses: the service starts a reminder itself."""
 
 
 @dataclass
@@ -83,7 +86,7 @@ class ReminderRunner:
         meeting = Meeting.model_validate(payload["meeting"])
         guardian = Recipient.model_validate(payload["guardian"])
         plan = PlannedNotification(
-            source=SourceEventRef(id=row.reminder_id, type=SOURCE_TYPE),
+            source=SourceEventRef(source=SOURCE, id=row.reminder_id, type=SOURCE_TYPE),
             school=school,
             guardian=guardian,
             channel=Channel(row.channel),

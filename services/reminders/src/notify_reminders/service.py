@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 
-from notify_reminders.firing import SOURCE_TYPE, TEMPLATE
+from notify_reminders.firing import SOURCE, SOURCE_TYPE, TEMPLATE
 from notify_reminders.scheduling import MeetingEvent, Scheduler, SkippedReminder
 from notify_shared.contract import Channel, HandlingOutcome
 from notify_shared.delivery import (
@@ -52,7 +52,7 @@ class ReminderService:
         else:
             outcome, reason = HandlingOutcome.NOTHING_TO_SEND, "no_reminder_due" if skipped else "nothing_new"
         report = await self._reporter.report(
-            SourceEventRef(id=event.id, type=event.type, time=event.time),
+            SourceEventRef.of_event(event),
             school_id=event.data.school.id,
             outcome=outcome,
             reason=reason,
@@ -70,7 +70,7 @@ class ReminderService:
 
     async def _report_skipped(self, skipped: SkippedReminder) -> DeliveryOutcome:
         plan = PlannedNotification(
-            source=SourceEventRef(id=skipped.reminder_id, type=SOURCE_TYPE),
+            source=SourceEventRef(source=SOURCE, id=skipped.reminder_id, type=SOURCE_TYPE),
             school=skipped.school,
             guardian=skipped.guardian,
             channel=Channel(skipped.channel),

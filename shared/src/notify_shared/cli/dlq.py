@@ -5,7 +5,7 @@ them (or after `--timeout`), so records dead-lettered meanwhile wait for the nex
 
 Replaying publishes the original value, key and headers to the original topic, adding the header
 `x-notify-replayed-from: <dead-letter partition>:<offset>`. It is safe to repeat: the services dedupe by
-CloudEvents id through the delivery ledger, and one run never replays the same dead letter twice. A replayed
+CloudEvents source and id through the delivery ledger, and one run never replays the same dead letter twice. A replayed
 record that is still invalid is dead-lettered again, with a new reason and the replay header among its headers.
 Only this deployment's input topics (the five event topics under `TOPIC_PREFIX`) are replayed to: a dead letter
 is a record anyone who could produce to the dead-letter topic may have written, and its `original_topic` must
@@ -284,7 +284,7 @@ def replay_dead_letters(
 ) -> None:
     """Publish dead letters' original records to their original topics again.
 
-    Safe to repeat: services dedupe by CloudEvents id, and one run replays each dead letter once. A record
+    Safe to repeat: services dedupe by CloudEvents source and id, and one run replays each dead letter once. A record
     that is still invalid lands on the dead-letter topic again, with a new reason. Only this deployment's input
     topics are published to; a dead letter naming any other topic is refused and the command ends with code 1.
     """

@@ -68,21 +68,26 @@ def _step(change: StatusChange) -> str:
     return f"{_time(change.at)} {change.status.value}" + (f" ({change.reason})" if change.reason else "")
 
 
-def _history_title(event_id: str) -> str:
-    return f"Notifications caused by event {event_id}"
+def _event_named(event_id: str, source: str | None) -> str:
+    return f"event {event_id}" + (f" from {source}" if source is not None else "")
 
 
-def history_table(event_id: str, histories: list[DeliveryHistory]) -> Table:
-    table = Table(title=_history_title(event_id))
+def _history_title(event_id: str, source: str | None) -> str:
+    return f"Notifications caused by {_event_named(event_id, source)}"
+
+
+def history_table(event_id: str, source: str | None, histories: list[DeliveryHistory]) -> Table:
+    table = Table(title=_history_title(event_id, source))
     # Ids are copied into other commands and queries, and the other cells are single words: nothing wraps. When
     # that is too wide for the terminal the command prints blocks instead (see `fits`).
-    for name in ("Notification", "Guardian", "Channel", "Template", "Language", "Status", "History"):
+    for name in ("Notification", "Source", "Guardian", "Channel", "Template", "Language", "Status", "History"):
         table.add_column(name, no_wrap=True)
     for history in histories:
         delivery = history.delivery
         steps = "\n".join(_step(change) for change in history.changes)
         table.add_row(
             delivery.notification_id,
+            delivery.source_event_source,
             delivery.guardian_id,
             delivery.channel,
             delivery.template,
@@ -100,6 +105,7 @@ def history_blocks(histories: list[DeliveryHistory]) -> list[list[tuple[str, str
         delivery = history.delivery
         block = [
             ("notification", delivery.notification_id),
+            ("source", delivery.source_event_source),
             ("guardian", delivery.guardian_id),
             ("channel", delivery.channel),
             ("template", delivery.template),
@@ -111,13 +117,15 @@ def history_blocks(histories: list[DeliveryHistory]) -> list[list[tuple[str, str
     return blocks
 
 
-def history_document(event_id: str, histories: list[DeliveryHistory]) -> dict[str, Any]:
+def history_document(event_id: str, source: str | None, histories: list[DeliveryHistory]) -> dict[str, Any]:
     """`notify status --event ID --json`: every notification of the event with its status history."""
     return {
         "event_id": event_id,
+        "source": source,
         "notifications": [
             {
                 "notification_id": history.delivery.notification_id,
+                "source": history.delivery.source_event_source,
                 "guardian_id": history.delivery.guardian_id,
                 "school_id": history.delivery.school_id,
                 "channel": history.delivery.channel,
@@ -139,9 +147,25 @@ async def _summary(database_url: str, since: datetime, until: datetime) -> list[
         return await ledger.summary(since, until)
 
 
-async def _history(database_url: str, event_id: str) -> list[DeliveryHistory]:
+async def _history(database_url: str, event_id: str, source: str | None) -> list[DeliveryHistory]:
     async with await DeliveryLedger.connect(database_url) as ledger:
-        return await ledger.history(event_id)
+        return await ledger.history(event_id, source)
+
+
+def _print_history(out: Console, database_url: str, event: str, source: str | None, *, as_json: bool) -> None:
+    histories = asyncio.run(_history(database_url, event, source))
+    if as_json:
+        print_json(history_document(event, source, histories))
+    elif not histories:
+        out.print(f"no notifications for {_event_named(event, source)}", markup=False)
+    else:
+        table = history_table(event, source, histories)
+        if fits(out, table):
+            out.print(table)
+        else:
+            print_blocks(out, _history_title(event, source), history_blocks(histories))
+    if not histories:
+        raise typer.Exit(code=1)
 
 
 def status(
@@ -157,6 +181,12 @@ def status(
         str | None,
         typer.Option(help="Instead of counts: every notification this source event (CloudEvents id) caused."),
     ] = None,
+    source: Annotated[
+        str | None,
+        typer.Option(
+            help="With --event: only the event from this CloudEvents source (an id is unique only per source)."
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
 ) -> None:
     """Deliveries by school, channel and status in a time window, or every notification one event caused.
@@ -164,22 +194,12 @@ def status(
     A table when the terminal is wide enough to show every id whole, else one block per notification.
     """
     out = Console()  # made here, not at import, so it takes the terminal's (or COLUMNS') width
+    if source is not None and event is None:
+        raise typer.BadParameter("--source narrows --event; give the event id too")
     if event is not None:
         if since is not None or until is not None:
             raise typer.BadParameter("--event shows one event's notifications; leave out --since and --until")
-        histories = asyncio.run(_history(database_url, event))
-        if as_json:
-            print_json(history_document(event, histories))
-        elif not histories:
-            out.print(f"no notifications for event {event}", markup=False)
-        else:
-            table = history_table(event, histories)
-            if fits(out, table):
-                out.print(table)
-            else:
-                print_blocks(out, _history_title(event), history_blocks(histories))
-        if not histories:
-            raise typer.Exit(code=1)
+        _print_history(out, database_url, event, source, as_json=as_json)
         return
     end = _moment(until, "--until") or datetime.now(UTC)
     start = _moment(since, "--since") or end - DEFAULT_WINDOW

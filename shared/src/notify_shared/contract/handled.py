@@ -31,7 +31,7 @@ class HandlingOutcome(StrEnum):
     STALE = "stale"
     """Older than what the service already applied for the same meeting: ignored."""
     ALREADY_HANDLED = "already_handled"
-    """This event id was handled before (a redelivery or a repeat): nothing was sent again."""
+    """This event (same school, source and id) was handled before (a redelivery or a repeat): nothing sent again."""
 
 
 class EventHandledReport(BaseModel):
@@ -39,7 +39,11 @@ class EventHandledReport(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    source_event_id: str = Field(description="The CloudEvents id of the input event.")
+    source_event_source: str = Field(
+        description="The CloudEvents source of the input event; with `source_event_id`, what identifies it.",
+        examples=["/visma-flyt/0301"],
+    )
+    source_event_id: str = Field(description="The CloudEvents id of the input event (unique only within its source).")
     source_event_type: str = Field(examples=["meeting.updated"])
     school_id: str
     service: str = Field(description="The service that handled it.", examples=["invitations"])

@@ -14,9 +14,17 @@ class NotificationStatusReport(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     notification_id: str = Field(
-        description="Stable id of the notification (source event + guardian + channel + template)."
+        description="Stable id of the notification (school + source event's source and id + guardian + channel + "
+        "template)."
     )
-    source_event_id: str = Field(description="The CloudEvents id of the event that caused it.")
+    source_event_source: str = Field(
+        description="The CloudEvents source of the event that caused it; with `source_event_id`, what identifies that "
+        "event. `/notify/<service>` for a notification the service started itself (a reminder, a digest).",
+        examples=["/visma-flyt/0301"],
+    )
+    source_event_id: str = Field(
+        description="The CloudEvents id of the event that caused it (unique only within its source)."
+    )
     source_event_type: str = Field(examples=["meeting.created"])
     school_id: str
     guardian_id: str

@@ -400,6 +400,7 @@ class Dispatcher:
     def _key(plan: PlannedNotification) -> DeliveryKey:
         return DeliveryKey(
             school_id=plan.school.id,
+            source=plan.source.source,
             source_event_id=plan.source.id,
             guardian_id=plan.guardian.guardian_id,
             channel=plan.channel.value,

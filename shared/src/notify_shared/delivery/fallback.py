@@ -31,7 +31,9 @@ def fallback_for(
         return None
     if failed.not_after is not None and now >= failed.not_after:
         return None
-    key = DeliveryKey(failed.school.id, failed.source.id, guardian.guardian_id, other.value, failed.template)
+    key = DeliveryKey(
+        failed.school.id, failed.source.source, failed.source.id, guardian.guardian_id, other.value, failed.template
+    )
     job = replace(
         failed,
         notification_id=notification_id_for(key),

@@ -83,6 +83,7 @@ class EventReporter:
             else:
                 outcome = HandlingOutcome.NOTHING_TO_SEND
         report = EventHandledReport(
+            source_event_source=source.source,
             source_event_id=source.id,
             source_event_type=source.type,
             school_id=school_id,

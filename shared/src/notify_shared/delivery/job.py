@@ -50,6 +50,7 @@ class DeliveryJob:
                 "format": _JOB_FORMAT,
                 "notification_id": self.notification_id,
                 "source": {
+                    "source": self.source.source,
                     "id": self.source.id,
                     "type": self.source.type,
                     "time": _moment(self.source.time),
@@ -94,7 +95,9 @@ class DeliveryJob:
         source = data["source"]
         return cls(
             notification_id=data["notification_id"],
-            source=SourceEventRef(id=source["id"], type=source["type"], time=_parse(source["time"])),
+            source=SourceEventRef(
+                source=source["source"], id=source["id"], type=source["type"], time=_parse(source["time"])
+            ),
             school=School.model_validate(data["school"]),
             guardian=Recipient.model_validate(data["guardian"]),
             channel=Channel(data["channel"]),

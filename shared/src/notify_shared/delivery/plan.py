@@ -7,19 +7,27 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from notify_shared.channels import Attachment
-from notify_shared.contract import Channel, Recipient, School
+from notify_shared.contract import Channel, CloudEvent, Recipient, School
 
 
 @dataclass(frozen=True)
 class SourceEventRef:
-    """The event a notification answers; its id makes every send idempotent.
+    """The event a notification answers; its `source` and `id` (CloudEvents attributes) make every send idempotent.
 
-    `time` is when the event happened (CloudEvents `time`), for the event-to-provider latency metric.
+    An id is unique only per source, so the two always go together. For a notification a service starts itself
+    (a reminder, a digest), `source` is the service's own (`notify_shared.ids.service_source`) and `id` one it
+    derived. `time` is when the event happened (CloudEvents `time`), for the event-to-provider latency metric.
     """
 
+    source: str
     id: str
     type: str
     time: datetime | None = None
+
+    @classmethod
+    def of_event(cls, event: CloudEvent) -> SourceEventRef:
+        """The reference to an input event, from its CloudEvents attributes."""
+        return cls(source=event.source, id=event.id, type=event.type, time=event.time)
 
 
 @dataclass(frozen=True)

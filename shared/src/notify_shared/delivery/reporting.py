@@ -115,6 +115,7 @@ class OutcomeReporter:
         await self._status_sink.publish_status(
             NotificationStatusReport(
                 notification_id=facts.notification_id,
+                source_event_source=facts.source.source,
                 source_event_id=facts.source.id,
                 source_event_type=facts.source.type,
                 school_id=facts.school_id,

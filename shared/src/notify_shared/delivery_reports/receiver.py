@@ -123,6 +123,7 @@ class DeliveryReportReceiver:
         await self._status_sink.publish_status(
             NotificationStatusReport(
                 notification_id=delivery.notification_id,
+                source_event_source=delivery.source_event_source,
                 source_event_id=delivery.source_event_id,
                 source_event_type=delivery.source_event_type,
                 school_id=delivery.school_id,

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from notify_shared.contract import DeadLetter, DeadLetterHeader, EventRejected, NotificationDeadLettered
-from notify_shared.ids import new_event_id
+from notify_shared.ids import new_event_id, service_source
 
 
 class ConsumedRecord(Protocol):
@@ -45,7 +45,7 @@ def dead_letter_for(
     now = clock()
     return NotificationDeadLettered(
         id=new_event_id(),
-        source=f"/notify/{service}",
+        source=service_source(service),
         time=now,
         data=DeadLetter(
             reason=rejection.reason,

@@ -15,7 +15,7 @@ from notify_shared.contract import (
     NotificationStatusReport,
     partition_key,
 )
-from notify_shared.ids import new_event_id
+from notify_shared.ids import new_event_id, service_source
 
 
 class KafkaPublisher(Protocol):
@@ -40,7 +40,7 @@ class KafkaStatusSink:
 
     def __init__(self, publisher: KafkaPublisher, *, service: str) -> None:
         self._publisher = publisher
-        self._source = f"/notify/{service}"
+        self._source = service_source(service)
 
     async def publish_status(self, report: NotificationStatusReport) -> None:
         event = NotificationStatus(
@@ -58,7 +58,7 @@ class KafkaHandledSink:
 
     def __init__(self, publisher: KafkaPublisher, *, service: str) -> None:
         self._publisher = publisher
-        self._source = f"/notify/{service}"
+        self._source = service_source(service)
 
     async def publish_handled(self, report: EventHandledReport) -> None:
         event = EventHandled(

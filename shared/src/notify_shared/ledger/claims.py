@@ -69,6 +69,7 @@ class Claims:
         rows = [
             {
                 "notification_id": nid,
+                "source_event_source": request.key.source,
                 "source_event_id": request.key.source_event_id,
                 "source_event_type": request.source_event_type,
                 "school_id": request.school_id,

@@ -108,7 +108,7 @@ class OutdatedTableError(RuntimeError):
     """A table made by an older version has keys this version cannot work with; the operator must upgrade it."""
 
 
-UPGRADE_GUIDE = "see 'Upgrading to school-scoped keys' in docs/operations.md"
+UPGRADE_GUIDE = "see 'Upgrading the database' in docs/operations.md"
 
 
 async def create_schema(engine: AsyncEngine, schema: sa.MetaData = metadata) -> None:

@@ -282,13 +282,15 @@ class DeliveryLedger:
         )
         return await self._queries.get(notification_id)
 
-    async def history(self, source_event_id: str) -> list[DeliveryHistory]:
+    async def history(self, source_event_id: str, source: str | None = None) -> list[DeliveryHistory]:
         """Every notification one source event caused, each with its status history.
 
-        Notifications come in the order they were created (then by guardian, channel and template); each
-        history in the order it was recorded. An unknown event gives an empty list.
+        An event id is only unique per CloudEvents source: without `source`, the notifications of every event
+        with this id (of any school and source) are listed. Notifications come in the order they were created
+        (then by guardian, channel and template); each history in the order it was recorded. An unknown event
+        gives an empty list.
         """
-        return await self._queries.history(source_event_id)
+        return await self._queries.history(source_event_id, source)
 
     async def summary(self, since: datetime, until: datetime) -> list[SummaryRow]:
         """Counts of notifications created in [since, until), by school, channel and current status.

@@ -108,6 +108,7 @@ class Outcomes:
         notification_id = notification_id_for(queued.key)
         row = {
             "notification_id": notification_id,
+            "source_event_source": queued.key.source,
             "source_event_id": queued.key.source_event_id,
             "source_event_type": queued.source_event_type,
             "school_id": queued.school_id,

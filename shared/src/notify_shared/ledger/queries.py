@@ -29,17 +29,20 @@ class LedgerQueries:
             ).one_or_none()
         return None if row is None else delivery_from(row)
 
-    async def history(self, source_event_id: str) -> list[DeliveryHistory]:
+    async def history(self, source_event_id: str, source: str | None = None) -> list[DeliveryHistory]:
         """Every notification one source event caused, each with its status history.
 
         Notifications come in the order they were created (then by guardian, channel and template); each
         history in the order it was recorded. An unknown event gives an empty list.
         """
+        of_event: sa.ColumnElement[bool] = deliveries.c.source_event_id == source_event_id
+        if source is not None:
+            of_event = sa.and_(of_event, deliveries.c.source_event_source == source)
         async with read_transaction(self._engine) as connection:
             rows = (
                 await connection.execute(
                     sa.select(deliveries)
-                    .where(deliveries.c.source_event_id == source_event_id)
+                    .where(of_event)
                     .order_by(
                         deliveries.c.created_at,
                         deliveries.c.guardian_id,
@@ -52,7 +55,7 @@ class LedgerQueries:
                 await connection.execute(
                     sa.select(delivery_status_history)
                     .join(deliveries)
-                    .where(deliveries.c.source_event_id == source_event_id)
+                    .where(of_event)
                     # The id, not `at`: it follows the order of recording even if replicas' clocks disagree.
                     .order_by(delivery_status_history.c.id)
                 )

@@ -63,6 +63,7 @@ class DeliveryRecord:
     """One notification as the ledger stores it. Times are timezone-aware UTC."""
 
     notification_id: str
+    source_event_source: str
     source_event_id: str
     source_event_type: str
     school_id: str
@@ -82,7 +83,14 @@ class DeliveryRecord:
 
     @property
     def key(self) -> DeliveryKey:
-        return DeliveryKey(self.school_id, self.source_event_id, self.guardian_id, self.channel, self.template)
+        return DeliveryKey(
+            self.school_id,
+            self.source_event_source,
+            self.source_event_id,
+            self.guardian_id,
+            self.channel,
+            self.template,
+        )
 
 
 @dataclass(frozen=True)

@@ -54,6 +54,7 @@ def as_utc(moment: datetime) -> datetime:
 def delivery_from(row: sa.Row[Any]) -> DeliveryRecord:
     return DeliveryRecord(
         notification_id=row.notification_id,
+        source_event_source=row.source_event_source,
         source_event_id=row.source_event_id,
         source_event_type=row.source_event_type,
         school_id=row.school_id,

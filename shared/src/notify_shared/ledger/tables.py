@@ -17,6 +17,7 @@ deliveries = sa.Table(
     "deliveries",
     metadata,
     sa.Column("notification_id", sa.String(NOTIFICATION_ID_LENGTH), primary_key=True),
+    sa.Column("source_event_source", sa.String(500), nullable=False, comment="The source event's CloudEvents source"),
     sa.Column("source_event_id", sa.String(200), nullable=False),
     sa.Column("source_event_type", sa.String(200), nullable=False),
     sa.Column("school_id", sa.String(200), nullable=False),
@@ -43,8 +44,17 @@ deliveries = sa.Table(
     sa.Column("segments", sa.Integer, nullable=True, comment="SMS segments billed"),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
-    # The idempotency key (`DeliveryKey`), school first: event and guardian ids are only unique within a school.
-    sa.UniqueConstraint("school_id", "source_event_id", "guardian_id", "channel", "template", name="uq_deliveries_key"),
+    # The idempotency key (`DeliveryKey`), school first: guardian ids are only unique within a school, and event
+    # ids within a school and source.
+    sa.UniqueConstraint(
+        "school_id",
+        "source_event_source",
+        "source_event_id",
+        "guardian_id",
+        "channel",
+        "template",
+        name="uq_deliveries_key",
+    ),
     # "Everything one source event caused" (`DeliveryLedger.history`), which the key's index no longer leads with.
     sa.Index("ix_deliveries_source_event_id", "source_event_id"),
     sa.Index("ix_deliveries_school_id_created_at", "school_id", "created_at"),
