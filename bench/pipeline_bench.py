@@ -77,23 +77,30 @@ async def run_benchmark(options: Options, work_dir: Path, results: dict[str, Any
         per_event = options.guardians * len(CHANNELS)
         with progress_bars() as progress:
             for size in options.sizes:
-                say(f"N={size:,}: {size * per_event:,} notifications (load average {os.getloadavg()[0]:.2f})")
-                results["runs"].append(
-                    await drain(
-                        options=options,
-                        children=children,
-                        broker=broker,
-                        work_dir=work_dir,
-                        size=size,
-                        progress=progress,
+                # With --workers 1,2 the drains of one N run back to back, so both meet the same machine.
+                for workers in options.workers:
+                    say(
+                        f"N={size:,}, {workers} worker process(es): {size * per_event:,} notifications "
+                        f"(load average {os.getloadavg()[0]:.2f})"
                     )
-                )
-                run = results["runs"][-1]
-                say(
-                    f"N={size:,}: {run['pipeline'].get('notifications_per_second', 0):,.0f} notifications/s, "
-                    f"{run['wait']['outcome']}"
-                )
-            if options.paced_seconds > 0 and options.replicas == 1:
+                    results["runs"].append(
+                        await drain(
+                            options=options,
+                            children=children,
+                            broker=broker,
+                            work_dir=work_dir,
+                            size=size,
+                            workers=workers,
+                            progress=progress,
+                        )
+                    )
+                    run = results["runs"][-1]
+                    say(
+                        f"N={size:,}, {workers} worker process(es): "
+                        f"{run['pipeline'].get('notifications_per_second', 0):,.0f} notifications/s, "
+                        f"{run['wait']['outcome']}"
+                    )
+            if options.paced_seconds > 0 and options.replicas == 1 and options.workers == [1]:
                 best = max(
                     (run["pipeline"].get("notifications_per_second", 0.0) for run in results["runs"]), default=0.0
                 )
@@ -128,8 +135,16 @@ def parse_options(argv: Sequence[str]) -> tuple[Options, argparse.Namespace]:
     parser.add_argument("--events", type=int, default=1000, help="N, events to publish (default 1000)")
     parser.add_argument("--sizes", help="several N in one run, e.g. 1000,10000,100000 (overrides --events)")
     parser.add_argument("--guardians", type=int, default=5, help="guardians per event, each email + SMS (5)")
-    parser.add_argument("--partitions", type=int, help="partitions of the event topics (3; 6 with --replicas > 1)")
+    parser.add_argument(
+        "--partitions", type=int, help="partitions of the event topics (3; 6 with --replicas or --workers above 1)"
+    )
     parser.add_argument("--replicas", type=int, default=1, help="service instances in one consumer group (1)")
+    parser.add_argument(
+        "--workers",
+        default="1",
+        help="worker processes per instance (WORKERS), e.g. 1,2: one drain each per N, side by side (1); above 1 "
+        "needs --database-url, and skips the paced run",
+    )
     parser.add_argument("--database-url", help="a PostgreSQL server (postgresql+asyncpg://…); default: SQLite files")
     parser.add_argument("--paced-seconds", type=float, default=60.0, help="length of the paced run; 0: none (60)")
     parser.add_argument("--paced-rate", type=float, help="notifications/s in the paced run (half the best drain rate)")
@@ -161,15 +176,20 @@ def parse_options(argv: Sequence[str]) -> tuple[Options, argparse.Namespace]:
     parser.add_argument("--json", type=Path, help="where to write all figures (default: a file in /tmp)")
     args = parser.parse_args(argv)
     sizes = [int(size.replace("_", "")) for size in args.sizes.split(",")] if args.sizes else [args.events]
-    if any(size < 1 for size in sizes) or args.guardians < 1 or args.replicas < 1:
-        parser.error("sizes, --guardians and --replicas must be positive")
-    if args.replicas > 1 and not (args.database_url or "").startswith("postgresql"):
-        parser.error("--replicas > 1 needs --database-url postgresql+asyncpg://… (SQLite is one process's database)")
+    workers = [int(count) for count in args.workers.split(",")]
+    if any(size < 1 for size in sizes) or args.guardians < 1 or args.replicas < 1 or min(workers) < 1:
+        parser.error("sizes, --guardians, --replicas and --workers must be positive")
+    if max(args.replicas, *workers) > 1 and not (args.database_url or "").startswith("postgresql"):
+        parser.error(
+            "--replicas or --workers above 1 needs --database-url postgresql+asyncpg://… (SQLite is one process's "
+            "database)"
+        )
     options = Options(
         sizes=sizes,
         guardians=args.guardians,
-        partitions=args.partitions or (6 if args.replicas > 1 else 3),
+        partitions=args.partitions or (6 if max(args.replicas, *workers) > 1 else 3),
         replicas=args.replicas,
+        workers=workers,
         database_url=args.database_url,
         paced_seconds=args.paced_seconds,
         paced_rate=args.paced_rate,

@@ -16,7 +16,17 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from pipeline_processes import BENCH, REPO, Children, ProcFigures, log_summary, python_tool, read_proc, thread_cpu
+from pipeline_processes import (
+    BENCH,
+    REPO,
+    Children,
+    ProcFigures,
+    log_summary,
+    python_tool,
+    read_proc,
+    read_tree,
+    thread_cpu,
+)
 from prometheus_client.parser import text_string_to_metric_families
 
 from notify_shared.testing.faults import OwnKafkaBroker, free_port
@@ -149,11 +159,13 @@ class Deployment:
 
 
 class ServiceInstance:
-    """One invitations service process, as deployed: `faststream run … --factory` with its environment."""
+    """One invitations service instance, as deployed: `faststream run … --factory` with its environment; with
+    `workers` above 1 that command supervises that many worker processes (WORKERS), counted together here."""
 
-    def __init__(self, children: Children, deployment: Deployment, name: str) -> None:
+    def __init__(self, children: Children, deployment: Deployment, name: str, *, workers: int = 1) -> None:
         self._children = children
         self.name = name
+        self.workers = workers
         self.http_port = free_port()
         self.admin_port = free_port()
         self.log_path = deployment.work_dir / f"{name}.log"
@@ -175,6 +187,7 @@ class ServiceInstance:
             "HTTP_PORT": str(self.http_port),
             "ADMIN_PORT": str(self.admin_port),
             "LOG_LEVEL": "INFO",
+            "WORKERS": str(workers),
         } | dict(deployment.overrides)
         self._env = inherited | self.settings
         self.process: subprocess.Popen[bytes] | None = None
@@ -202,7 +215,7 @@ class ServiceInstance:
             with contextlib.suppress(httpx.HTTPError):
                 response = await self._client.get(f"http://127.0.0.1:{self.admin_port}/readyz")
                 if response.status_code == 200:
-                    self.ready_figures = read_proc(self.pid)
+                    self.ready_figures, _ = read_tree(self.pid)
                     return time.monotonic() - started
             await asyncio.sleep(0.2)
         raise RuntimeError(f"{self.name} was not ready within {within:.0f} s:\n{self.log_text()[-3000:]}")
@@ -219,11 +232,14 @@ class ServiceInstance:
         except httpx.HTTPError as error:
             return {"error": str(error)}
         notifications: Counter[str] = Counter()
+        sent_by_worker: Counter[str] = Counter()
         latency: dict[str, float] = {}
         for family in text_string_to_metric_families(response.text):
             for sample in family.samples:
                 if sample.name == "notify_notifications_total":
                     notifications[f"{sample.labels['channel']}:{sample.labels['status']}"] += int(sample.value)
+                    if sample.labels["status"] == "sent":
+                        sent_by_worker[sample.labels.get("worker", "0")] += int(sample.value)
                 elif sample.name in ("notify_delivery_latency_seconds_sum", "notify_delivery_latency_seconds_count"):
                     key = sample.name.rsplit("_", 1)[1]
                     latency[key] = latency.get(key, 0.0) + sample.value
@@ -231,13 +247,15 @@ class ServiceInstance:
         return {
             "notifications_total": dict(notifications),
             "sent": sent,
+            "sent_by_worker": dict(sorted(sent_by_worker.items())),
             "mean_latency_seconds": latency.get("sum", 0.0) / latency["count"] if latency.get("count") else None,
         }
 
     async def stop(self) -> dict[str, Any]:
         """Read /proc, then SIGTERM (a graceful stop, as an orchestrator does) and wait for the exit."""
-        end = read_proc(self.pid) if self.process else None
-        threads = thread_cpu(self.pid) if self.process else {}
+        end, each = read_tree(self.pid) if self.process else (None, [])
+        # The event loop's own share is telling for one process; with workers each has its own loop.
+        threads = thread_cpu(self.pid) if self.process and self.workers == 1 else {}
         if end is not None and threads:
             # The process total includes threads that have exited (aiosqlite starts one per connection).
             threads["other_threads_cpu_seconds"] = end.cpu_seconds - threads["main_thread_cpu_seconds"]
@@ -246,7 +264,7 @@ class ServiceInstance:
         log = self.log_text()
         figures: dict[str, Any] = {
             "exit_code": code,
-            "shut_down_gracefully": "FastStream app shut down gracefully" in log,
+            "shut_down_gracefully": log.count("FastStream app shut down gracefully") == self.workers,
             "log": log_summary(log),
             "threads": threads,
         }
@@ -259,5 +277,6 @@ class ServiceInstance:
                 "rss_when_ready_mib": self.ready_figures.rss_mib if self.ready_figures else None,
                 "rss_at_end_mib": end.rss_mib,
                 "peak_rss_mib": end.peak_rss_mib,
+                "processes": [asdict(figures) for figures in each],
             }
         return figures

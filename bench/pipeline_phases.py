@@ -34,6 +34,8 @@ class Options:
     guardians: int
     partitions: int
     replicas: int
+    workers: list[int]
+    """Worker processes per instance (WORKERS); one drain per value and N, side by side in the tables."""
     database_url: str | None
     paced_seconds: float
     paced_rate: float | None
@@ -105,11 +107,14 @@ async def drain(
     broker: Broker,
     work_dir: Path,
     size: int,
+    workers: int,
     progress: Progress,
 ) -> dict[str, Any]:
     """One N: publish, Kafka ceiling, then the service instance(s) draining the backlog into the sinks."""
+    members = options.replicas * workers
     figures: dict[str, Any] = {
         "events": size,
+        "workers": workers,
         "load_average_at_start": list(os.getloadavg()),
         "calibration_ms_at_start": calibration_ms(),
     }
@@ -117,31 +122,34 @@ async def drain(
     topic = topics.for_event_type(MEETING_CREATED)
     group = f"bench-invitations-{uuid.uuid4().hex[:8]}"
     published = Published(guardians=options.guardians)
-    if options.replicas == 1:
+    if members == 1:
         # The backlog is on the topic before the service starts: what is measured is how fast it drains.
         published = await publish(broker.bootstrap, topics, size, options.guardians, progress, what=f"publish {size:,}")
         if options.ceilings:
             say(f"N={size:,}: Kafka ceiling (plain aiokafka consumer) …")
             arguments = ("kafka", "--bootstrap", broker.bootstrap, "--topic", topic, "--expected", str(size))
             figures["kafka_ceiling"] = await probe(children, work_dir, f"kafka-{size}", *arguments, within=600)
-    async with database(options, work_dir, f"invitations-{size}") as url:
-        sinks = Sinks(children, work_dir, f"sinks-{size}", options.provider_latency)
+    async with database(options, work_dir, f"invitations-{size}-{workers}") as url:
+        sinks = Sinks(children, work_dir, f"sinks-{size}-{workers}", options.provider_latency)
         await sinks.start()
         deployment = Deployment(broker.bootstrap, topics, group, url, sinks, work_dir, options.settings)
-        services = [ServiceInstance(children, deployment, f"service-{size}-{n + 1}") for n in range(options.replicas)]
+        services = [
+            ServiceInstance(children, deployment, f"service-{size}-{workers}w-{n + 1}", workers=workers)
+            for n in range(options.replicas)
+        ]
         profiler = Profiler(children, work_dir, options.profile_rate) if options.profile == "py-spy" else None
         before = {"sinks": sinks.proc(), "broker": broker.proc()}
         harness_before = own_figures()["cpu_seconds"]
-        say(f"N={size:,}: starting {options.replicas} service instance(s) …")
+        say(f"N={size:,}: starting {options.replicas} service instance(s) of {workers} worker process(es) …")
         started = time.time()
         figures["ready_seconds"] = await start_one_by_one(services)
         if profiler is not None:
-            profiler.attach(services[0].pid)
-        if options.replicas > 1:
-            # Publish once every instance holds its partitions, so the assignment, not who joined first,
-            # decides who does what.
-            figures["group"] = await wait_for_group(broker.bootstrap, group, options.replicas, topic)
-            say(f"N={size:,}: group stable, partitions per instance: {figures['group']['partitions_of_topic']}")
+            profiler.attach(services[0].pid, subprocesses=workers > 1)
+        if members > 1:
+            # Publish once every instance (every worker) holds its partitions, so the assignment, not who joined
+            # first, decides who does what.
+            figures["group"] = await wait_for_group(broker.bootstrap, group, members, topic)
+            say(f"N={size:,}: group stable, partitions per member: {figures['group']['partitions_of_topic']}")
             published = await publish(broker.bootstrap, topics, size, options.guardians, progress, what="publish")
         figures["publish"] = _publish_figures(published)
         figures["wait"] = await wait_for_deliveries(

@@ -50,6 +50,29 @@ def read_proc(pid: int) -> ProcFigures | None:
     return ProcFigures(cpu, memory.get("VmRSS", math.nan), memory.get("VmHWM", math.nan))
 
 
+def process_tree(pid: int) -> list[int]:
+    """`pid` and its descendants (a service with WORKERS above 1 is a supervisor and its worker processes)."""
+    found = [pid]
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        with contextlib.suppress(FileNotFoundError, ProcessLookupError):
+            for child in (task / "children").read_text().split():
+                found.extend(process_tree(int(child)))
+    return found
+
+
+def read_tree(pid: int) -> tuple[ProcFigures | None, list[ProcFigures]]:
+    """The sum over `pid` and its descendants (peak RSS: the sum of each one's peak, an upper bound), and each."""
+    each = [figures for member in process_tree(pid) if (figures := read_proc(member)) is not None]
+    if not each:
+        return None, []
+    total = ProcFigures(
+        sum(figures.cpu_seconds for figures in each),
+        sum(figures.rss_mib for figures in each),
+        sum(figures.peak_rss_mib for figures in each),
+    )
+    return total, each
+
+
 def calibration_ms() -> float:
     """CPU milliseconds a fixed pure-Python loop takes here and now, best of three. The VM's CPUs are shared with
     other machines: when this figure is higher, every process's CPU per notification is higher too."""

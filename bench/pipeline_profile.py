@@ -24,7 +24,7 @@ class Profiler:
         self._rate = rate
         self._process: subprocess.Popen[bytes] | None = None
 
-    def attach(self, pid: int) -> None:
+    def attach(self, pid: int, *, subprocesses: bool = False) -> None:
         command = [
             python_tool("py-spy"),
             "record",
@@ -38,6 +38,8 @@ class Profiler:
             "--nonblocking",  # sample without pausing the service, so it runs at (almost) full speed
             "--output",
             str(self.output),
+            # A supervisor of worker processes (WORKERS) does no work itself: sample its workers too.
+            *(["--subprocesses"] if subprocesses else []),
         ]
         self._process = self._children.spawn(command, log=self._log)
 

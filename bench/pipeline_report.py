@@ -13,6 +13,12 @@ from rich.table import Table
 # --------------------------------------------------------------------------------------------- ratios, targets
 
 
+def run_label(run: dict[str, Any]) -> str:
+    """N, and the worker processes per instance when more than one (runs of one N side by side)."""
+    workers = run.get("workers", 1)
+    return f"{run['events']:,}" + (f" · {workers} workers" if workers > 1 else "")
+
+
 def judge(results: dict[str, Any], options: Options) -> dict[str, Any]:
     """The issue's ratios and targets, per N, from the figures of this run."""
     per_notification = options.guardians * len(CHANNELS)
@@ -52,10 +58,12 @@ def judge(results: dict[str, Any], options: Options) -> dict[str, Any]:
                 "target_5x_naive_met_emails": email_rate >= 5 * naive_rate,
                 "target_5x_naive_met_notifications": rate >= 5 * naive_rate,
             }
-        verdicts["sizes"][str(run["events"])] = verdict
+        verdicts["sizes"][run_label(run)] = verdict
+    # Memory against N, for one worker process per instance (several workers' peaks add up).
     rss = {
-        str(run["events"]): max((service.get("peak_rss_mib", 0.0) for service in run.get("services", [])), default=0.0)
+        run_label(run): max((service.get("peak_rss_mib", 0.0) for service in run.get("services", [])), default=0.0)
         for run in results["runs"]
+        if run.get("workers", 1) == 1
     }
     verdicts["peak_rss_mib_by_n"] = rss
     if len(rss) >= 2:
@@ -106,7 +114,7 @@ def print_runs(out: Console, results: dict[str, Any]) -> None:
     )
     table.add_column("figure")
     for run in runs:
-        table.add_column(f"N = {run['events']:,}", justify="right")
+        table.add_column(f"N = {run_label(run)}", justify="right")
 
     def row(label: str, cell: Any) -> None:
         table.add_row(label, *(cell(run) for run in runs))
@@ -168,12 +176,20 @@ def print_runs(out: Console, results: dict[str, Any]) -> None:
             f"{_fmt(run.get('broker_process', {}).get('rss_mib'), '.0f', ' MiB')}"
         ),
     )
-    if any(len(run.get("services", [])) > 1 for run in runs):
+    if any(run.get("workers", 1) > 1 for run in runs):
+        row(
+            "sent per worker process (its /metrics)",
+            lambda run: " | ".join(
+                " · ".join(f"{sent:,}" for sent in metrics.get("sent_by_worker", {}).values())
+                for metrics in run.get("service_metrics", [])
+            ),
+        )
+    if any(len(run.get("services", [])) > 1 or run.get("workers", 1) > 1 for run in runs):
         row(
             "sent per instance (its /metrics)",
             lambda run: " | ".join(f"{metrics.get('sent', 0):,}" for metrics in run.get("service_metrics", [])),
         )
-        row("meeting.created partitions per instance", lambda run: str(run.get("group", {}).get("partitions_of_topic")))
+        row("meeting.created partitions per member", lambda run: str(run.get("group", {}).get("partitions_of_topic")))
     out.print(table)
 
 
@@ -230,7 +246,7 @@ def print_targets(out: Console, verdicts: dict[str, Any]) -> None:
     table.add_column("pipeline / naive (≥ 5×): emails/s · notifications/s")
     for size, verdict in verdicts["sizes"].items():
         table.add_row(
-            f"{int(size):,}",
+            size,
             f"{_fmt(verdict.get('pipeline_over_lower_ceiling'), '.3f')} of {verdict.get('lower_ceiling', '–')} "
             f"{_met(verdict.get('target_0_7_of_lower_ceiling_met'))}",
             f"{_fmt(verdict.get('pipeline_emails_over_naive_emails'), '.3f', '×')} "
