@@ -722,8 +722,8 @@ def test_replicated_services_use_postgresql(yaml: Any, root: Path) -> None:
     for name, deployment in deployments(yaml, root).items():
         environment, _ = container_environment(deployment["spec"]["template"]["spec"]["containers"][0], data)
         url = environment[DATABASE_URL_SETTINGS.get(name, "DATABASE_URL")]
-        if deployment["spec"].get("replicas", 1) > 1:
-            assert url.startswith("postgresql+asyncpg://"), f"{name}: several replicas need PostgreSQL, not {url}"
+        if deployment["spec"].get("replicas", 1) > 1 or int(environment.get("WORKERS", "1")) > 1:
+            assert url.startswith("postgresql+asyncpg://"), f"{name}: several processes need PostgreSQL, not {url}"
 
 
 @K8S_ROOTS
