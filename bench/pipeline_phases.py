@@ -120,7 +120,9 @@ async def drain(
     }
     topics = await fresh_topics(broker.bootstrap, options.partitions)
     topic = topics.for_event_type(MEETING_CREATED)
-    group = f"bench-invitations-{uuid.uuid4().hex[:8]}"
+    # Every file, database and group of this drain has the run's own name: --workers 1,2,1,2 drains one N twice
+    # with the same worker count, and a log appended to or a SQLite ledger reused would count the first one too.
+    group = f"bench-invitations-{(run := uuid.uuid4().hex[:8])}"
     published = Published(guardians=options.guardians)
     if members == 1:
         # The backlog is on the topic before the service starts: what is measured is how fast it drains.
@@ -129,12 +131,12 @@ async def drain(
             say(f"N={size:,}: Kafka ceiling (plain aiokafka consumer) …")
             arguments = ("kafka", "--bootstrap", broker.bootstrap, "--topic", topic, "--expected", str(size))
             figures["kafka_ceiling"] = await probe(children, work_dir, f"kafka-{size}", *arguments, within=600)
-    async with database(options, work_dir, f"invitations-{size}-{workers}") as url:
-        sinks = Sinks(children, work_dir, f"sinks-{size}-{workers}", options.provider_latency)
+    async with database(options, work_dir, f"invitations-{size}-{workers}w-{run}") as url:
+        sinks = Sinks(children, work_dir, f"sinks-{size}-{workers}w-{run}", options.provider_latency)
         await sinks.start()
         deployment = Deployment(broker.bootstrap, topics, group, url, sinks, work_dir, options.settings)
         services = [
-            ServiceInstance(children, deployment, f"service-{size}-{workers}w-{n + 1}", workers=workers)
+            ServiceInstance(children, deployment, f"service-{size}-{workers}w-{run}-{n + 1}", workers=workers)
             for n in range(options.replicas)
         ]
         profiler = Profiler(children, work_dir, options.profile_rate) if options.profile == "py-spy" else None
