@@ -226,6 +226,22 @@ async def test_a_worker_killed_by_the_system_is_started_again_and_the_instance_i
     assert not [pid for pid in _worker_pids(service) if _alive(pid)]
 
 
+async def test_when_the_supervisor_is_killed_outright_its_workers_stop_too(
+    kafka_bootstrap: str, postgres_database: str, tmp_path: Path
+) -> None:
+    service, _ = await _invitations_with_two_workers(kafka_bootstrap, postgres_database, tmp_path)
+    try:
+        await wait_until(lambda: asyncio.to_thread(service.ready), within=90, interval=0.5, what="both workers ready")
+        workers = _worker_pids(service)
+        assert len(workers) == 2
+    finally:
+        # kill -9 leaves the supervisor no chance to stop its workers: the kernel's parent-death signal must.
+        await asyncio.to_thread(service.kill)
+
+    await wait_until(lambda: not any(_alive(pid) for pid in workers), within=60, interval=0.5, what="workers gone")
+    assert service.log_text().count("FastStream app shut down gracefully") == 2, "each worker drained on its way out"
+
+
 async def test_the_ingest_as_two_workers_publishes_each_posted_event_once_and_stops_on_sigterm(
     kafka_bootstrap: str, postgres_database: str, tmp_path: Path
 ) -> None:
