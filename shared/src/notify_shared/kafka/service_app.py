@@ -44,7 +44,8 @@ class ServiceAsgiApp(AsgiFastStream):
     never the HTTP server.
 
     Called in-process (an ASGI test client, no `run`), the app answers every path, so tests reach `/metrics`
-    without a port; under `run` each request is routed by the port it came in on.
+    without a port; under `run` each request is routed by the port it came in on. With `WORKERS` above 1, `run`
+    supervises that many worker processes of the same command instead of serving (`notify_shared.workers`).
     """
 
     def __init__(
