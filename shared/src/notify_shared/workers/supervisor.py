@@ -148,7 +148,9 @@ class Supervisor:
             supervisor_pid=os.getpid(),
         )
         # A session of its own: Ctrl-C in a terminal reaches the supervisor only, which then sends each worker
-        # one SIGTERM (uvicorn takes a second signal as "quit without draining").
+        # one SIGTERM (uvicorn takes a second signal as "quit without draining"). Started from the event loop's
+        # thread, which lives as long as the supervisor: Linux sends the worker's parent-death signal when the
+        # thread that started it ends, not the process (notify_shared.workers.die_with_supervisor).
         worker.process = subprocess.Popen(  # noqa: S603 - the command this process was started with
             self._command,
             env=os.environ | {WORKER_ENV: slot.encode()},
