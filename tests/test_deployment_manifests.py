@@ -35,6 +35,7 @@ from notify_reminders.settings import RemindersSettings
 from notify_responses.settings import ResponsesSettings
 from notify_shared.kafka import service_app
 from notify_shared.observability import ServiceMetrics
+from notify_shared.workers.admin import SupervisorMetrics
 
 REPO = Path(__file__).resolve().parents[1]
 COMPOSE = REPO / "docker-compose.yml"
@@ -178,6 +179,8 @@ def exported_metrics() -> dict[str, set[str]]:
         )
     )
     registries.append(ingest.metrics.registry)
+    # With WORKERS above 1 the supervisor adds its own series to the instance's /metrics.
+    registries.append(SupervisorMetrics("invitations").registry)
 
     series: dict[str, set[str]] = {name: set(labels) for name, labels in PROMETHEUS_SERIES.items()}
     for registry in registries:
