@@ -35,6 +35,7 @@ from notify_reminders.settings import RemindersSettings
 from notify_responses.settings import ResponsesSettings
 from notify_shared.kafka import service_app
 from notify_shared.observability import ServiceMetrics
+from notify_shared.workers.admin import SupervisorMetrics
 
 REPO = Path(__file__).resolve().parents[1]
 COMPOSE = REPO / "docker-compose.yml"
@@ -178,6 +179,8 @@ def exported_metrics() -> dict[str, set[str]]:
         )
     )
     registries.append(ingest.metrics.registry)
+    # With WORKERS above 1 the supervisor adds its own series to the instance's /metrics.
+    registries.append(SupervisorMetrics("invitations").registry)
 
     series: dict[str, set[str]] = {name: set(labels) for name, labels in PROMETHEUS_SERIES.items()}
     for registry in registries:
@@ -722,8 +725,8 @@ def test_replicated_services_use_postgresql(yaml: Any, root: Path) -> None:
     for name, deployment in deployments(yaml, root).items():
         environment, _ = container_environment(deployment["spec"]["template"]["spec"]["containers"][0], data)
         url = environment[DATABASE_URL_SETTINGS.get(name, "DATABASE_URL")]
-        if deployment["spec"].get("replicas", 1) > 1:
-            assert url.startswith("postgresql+asyncpg://"), f"{name}: several replicas need PostgreSQL, not {url}"
+        if deployment["spec"].get("replicas", 1) > 1 or int(environment.get("WORKERS", "1")) > 1:
+            assert url.startswith("postgresql+asyncpg://"), f"{name}: several processes need PostgreSQL, not {url}"
 
 
 @K8S_ROOTS

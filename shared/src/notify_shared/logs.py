@@ -9,12 +9,17 @@ from __future__ import annotations
 import logging
 import os
 
+from notify_shared.workers import current_worker
+
 
 def configure_logging(level: str | None = None) -> None:
     """Configure the root logger once, at service start; `LOG_LEVEL` picks the level (default INFO)."""
+    worker = current_worker()
+    # A worker of several (WORKERS) says which one it is, in the message so that the line's layout stays the same.
+    tag = f"[worker {worker.index}] " if worker else ""
     logging.basicConfig(
         level=(level or os.environ.get("LOG_LEVEL", "INFO")).upper(),
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+        format=f"%(asctime)s %(levelname)s %(name)s {tag}%(message)s",
     )
     # aiokafka logs whole record values (personal data) at DEBUG and connection chatter at INFO: whatever
     # LOG_LEVEL says, only its warnings are wanted.

@@ -256,6 +256,14 @@ class ServiceSettings(BaseSettings):
         "the kubelet reach it.",
     )
 
+    workers: int = Field(
+        default=1,
+        ge=1,
+        le=64,
+        description="Worker processes of this service, started by one command: each its own Kafka consumer-group "
+        "member, sharing the public port; ADMIN_PORT serves all of them. More than one needs PostgreSQL.",
+    )
+
     dead_letter_retention: Duration = Field(
         default=timedelta(days=14),
         ge=timedelta(hours=1),
@@ -281,6 +289,11 @@ class ServiceSettings(BaseSettings):
         self._provider_urls_safe()
         if self.admin_port == self.http_port:
             raise ValueError("ADMIN_PORT must differ from HTTP_PORT: metrics and readiness have a port of their own")
+        if self.workers > 1 and str(self.database_url).startswith("sqlite"):
+            raise ValueError(
+                f"WORKERS={self.workers} needs a PostgreSQL database URL: SQLite lets one process write at a time, "
+                "so run WORKERS=1 with SQLite"
+            )
         if self.smtp_security == "none" and self.smtp_username is not None:
             raise ValueError(
                 "SMTP_SECURITY=none with SMTP_USERNAME would send the password in clear: use starttls or tls"

@@ -3,13 +3,11 @@
 
 from __future__ import annotations
 
-import uvicorn
-
 from notify_responses.app import create_app
 from notify_responses.settings import ResponsesSettings
 from notify_shared.logs import configure_logging
-from notify_shared.observability.ports import SplitByPort, bind_public_and_admin
 from notify_shared.settings import load_settings
+from notify_shared.workers.serving import run_server
 
 GRACEFUL_SHUTDOWN_SECONDS = 30
 
@@ -17,10 +15,11 @@ GRACEFUL_SHUTDOWN_SECONDS = 30
 def main() -> None:
     configure_logging()
     settings = load_settings(ResponsesSettings)
-    config = uvicorn.Config(
-        SplitByPort(create_app(settings), admin_port=settings.admin_port),
-        host=settings.http_host,
-        port=settings.http_port,
+    # WORKERS > 1: a supervisor of that many processes, each serving both ports (notify_shared.workers).
+    run_server(
+        lambda: create_app(settings),
+        settings,
+        service="responses",
         log_config=None,
         # No access log: its lines carry the path, and the path of the answer page is the parent's credential.
         # The notify_responses_page_seconds histogram counts requests by method and status instead.
@@ -31,7 +30,6 @@ def main() -> None:
         proxy_headers=True,
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
     )
-    uvicorn.Server(config).run(sockets=bind_public_and_admin(config, settings.admin_port))
 
 
 if __name__ == "__main__":

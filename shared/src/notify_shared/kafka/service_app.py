@@ -30,10 +30,11 @@ from notify_shared.kafka.dead_letter_topic import ensure_dead_letter_retention
 from notify_shared.kafka.decompression import install_decompression_limit
 from notify_shared.kafka.outbound import KafkaDeadLetterSink, KafkaHandledSink, KafkaStatusSink
 from notify_shared.observability import Readiness, ServiceMetrics, health_routes
-from notify_shared.observability.ports import allowed_on, bind_public_and_admin, not_found
+from notify_shared.observability.ports import allowed_on, not_found
 from notify_shared.observability.tracing import Tracing
 from notify_shared.settings import ServiceSettings
 from notify_shared.wiring import status_callback_url
+from notify_shared.workers.serving import listen, supervise, supervises
 
 logger = logging.getLogger(__name__)
 
@@ -44,7 +45,8 @@ class ServiceAsgiApp(AsgiFastStream):
     never the HTTP server.
 
     Called in-process (an ASGI test client, no `run`), the app answers every path, so tests reach `/metrics`
-    without a port; under `run` each request is routed by the port it came in on.
+    without a port; under `run` each request is routed by the port it came in on. With `WORKERS` above 1, `run`
+    supervises that many worker processes of the same command instead of serving (`notify_shared.workers`).
     """
 
     def __init__(
@@ -52,12 +54,14 @@ class ServiceAsgiApp(AsgiFastStream):
         broker: KafkaBroker,
         *,
         settings: ServiceSettings,
+        service: str,
         specification: AsyncAPI,
         asgi_routes: Sequence[tuple[str, ASGIApp]],
     ) -> None:
         super().__init__(broker, specification=specification, asgi_routes=asgi_routes)
         self._http_defaults: dict[str, SettingField] = {"host": settings.http_host, "port": str(settings.http_port)}
-        self._admin_port_setting = settings.admin_port
+        self._settings = settings
+        self._service = service
         self._admin_port: int | None = None
         """Set while `run` serves both ports."""
         self._uvicorn: uvicorn.Server | None = None
@@ -73,8 +77,13 @@ class ServiceAsgiApp(AsgiFastStream):
             key: value for key, value in self._run_extra_options.items() if key in accepted
         }
         public = uvicorn.Config(app=self, log_level=log_level, **config_options)
-        sockets = bind_public_and_admin(public, self._admin_port_setting)
-        self._admin_port = self._admin_port_setting
+        if supervises(self._settings):
+            # WORKERS > 1: this process only supervises; each worker runs this same command and app.
+            code = await supervise(public, self._settings, service=self._service)
+            if code:
+                raise SystemExit(code)
+            return
+        sockets, self._admin_port = listen(public, self._settings)
         self._uvicorn = uvicorn.Server(public)
         try:
             await self._uvicorn.serve(sockets=sockets)
@@ -165,6 +174,7 @@ def build_service_app(settings: ServiceSettings, *, service: str, title: str, de
     app = ServiceAsgiApp(
         broker,
         settings=settings,
+        service=service,
         specification=AsyncAPI(
             title=title, version="0.1.0", description=description, license={"name": LICENSE_SPDX_ID}
         ),
