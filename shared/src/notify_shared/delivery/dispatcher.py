@@ -152,13 +152,20 @@ class Dispatcher:
             chunk = plans[start : start + chunk_size]
             claimed_at = self._clock()
             claims = await self._ledger.begin_many([self._claim_request(plan) for plan in chunk])
-            try:
-                results += await finish_all(
-                    self._bounded(_in_flight_as_result(self._deliver(plan, claim, renders, claimed_at)))
+            # Every delivery runs to its end before a failure is raised (see `finish_all`); a claim held elsewhere
+            # is that plan's result, not a failure.
+            delivered = await asyncio.gather(
+                *(
+                    self._bounded(self._deliver(plan, claim, renders, claimed_at))
                     for plan, claim in zip(chunk, claims, strict=True)
-                )
-            except Exception as failure:
-                failures.append(failure)
+                ),
+                return_exceptions=True,
+            )
+            for result in delivered:
+                if isinstance(result, DeliveryOutcome | NotificationInFlightError):
+                    results.append(result)
+                else:
+                    failures.append(result)
         if failures:
             raise failures[0]
         return results
@@ -468,15 +475,6 @@ class Dispatcher:
                 notification_id=job.notification_id,
             )
         )
-
-
-async def _in_flight_as_result(
-    delivery: Coroutine[Any, Any, DeliveryOutcome],
-) -> DeliveryOutcome | NotificationInFlightError:
-    try:
-        return await delivery
-    except NotificationInFlightError as in_flight:
-        return in_flight
 
 
 def _seconds(value: float) -> timedelta:
