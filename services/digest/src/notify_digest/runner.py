@@ -117,12 +117,16 @@ class DigestRunner:
         self._clock = clock
         self._owner = owner
         self._lock = asyncio.Lock()
+        self._stopping = False
 
     def _now(self) -> datetime:
         return as_utc(self._clock())
 
     async def drain(self) -> None:
         """Wait for a run in progress to finish, so a shutdown records what it sent."""
+        # A round claims again as long as anything is due, which during a burst may be minutes: on shutdown it
+        # finishes the batches it holds and claims no more.
+        self._stopping = True
         async with self._lock:
             return
 
@@ -191,6 +195,8 @@ class DigestRunner:
         settings = self._settings
 
         async def claim() -> list[ClaimedDigest]:
+            if self._stopping:
+                return []
             return await self._store.claim_digests(
                 now=self._now(), owner=self._owner, lease=settings.claim_lease, limit=settings.batch_size
             )

@@ -79,9 +79,13 @@ class ReminderRunner:
         self._lease = lease
         self._batch_size = batch_size
         self._lock = asyncio.Lock()
+        self._stopping = False
 
     async def drain(self) -> None:
         """Wait for a firing round in progress to finish, so a shutdown records what it sent."""
+        # A round claims again as long as anything is due, which during a burst may be minutes: on shutdown it
+        # finishes the batches it holds and claims no more.
+        self._stopping = True
         async with self._lock:
             return
 
@@ -99,6 +103,8 @@ class ReminderRunner:
         return report
 
     async def _claim(self) -> list[ReminderRow]:
+        if self._stopping:
+            return []
         return await self._store.claim_due(
             now=as_utc(self._clock()), owner=self._owner, lease=self._lease, limit=self._batch_size
         )
