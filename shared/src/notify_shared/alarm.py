@@ -39,8 +39,12 @@ class Alarm:
         self._next_due = next_due
         self._clock = clock
         self._poll_interval = poll_interval
-        self._scheduler = AsyncIOScheduler(timezone=UTC, job_defaults={"coalesce": True, "max_instances": 1})
+        # Two instances: a wake-up that comes while work runs must reach `_wake`, which notes it and returns at
+        # once, instead of being dropped by APScheduler with a "maximum number of running instances" warning.
+        self._scheduler = AsyncIOScheduler(timezone=UTC, job_defaults={"coalesce": True, "max_instances": 2})
         self._stopped = False
+        self._working = False
+        self._again = False
         self._waking: set[asyncio.Task[Any]] = set()
 
     async def start(self) -> None:
@@ -80,17 +84,29 @@ class Alarm:
     async def _wake(self) -> None:
         if self._stopped:
             return
+        if self._working:
+            # A wake-up while work is running (a reminder fell due mid-round, a poll came round): run the work
+            # again as soon as this round ends, rather than leaving what fell due to the next poll.
+            self._again = True
+            return
         task = asyncio.current_task()
         if task is not None:
             self._waking.add(task)
+        self._working = True
         try:
-            try:
-                await self._work()
-            except Exception:
-                # The poll comes round again; a failing database must not kill the scheduler.
-                logger.exception("scheduled work failed; the next poll retries")
+            while True:
+                self._again = False
+                try:
+                    await self._work()
+                except Exception:
+                    # The poll comes round again; a failing database must not kill the scheduler.
+                    logger.exception("scheduled work failed; the next poll retries")
+                    break
+                if self._stopped or not self._again:
+                    break
             if not self._stopped:
                 await self.rearm()
         finally:
+            self._working = False
             if task is not None:
                 self._waking.discard(task)

@@ -24,6 +24,7 @@ from notify_shared.delivery import (
     Backoff,
     CollectingStatusSink,
     DeliveryJob,
+    DeliveryOutcome,
     Dispatcher,
     NotificationInFlightError,
     PlannedNotification,
@@ -462,6 +463,42 @@ async def test_a_notification_claimed_by_a_sender_that_crashed_is_sent_once_its_
     (outcome,) = await harness.dispatcher().dispatch([plan])
     assert outcome.status is DeliveryStatus.SENT
     assert len(harness.channel.emails) == 1
+
+
+async def test_a_batch_sends_every_plan_but_the_one_another_sender_holds_and_says_which_that_was(
+    harness: Harness,
+) -> None:
+    held, free = _plan(samples.sample_guardian(1), Channel.EMAIL), _plan(samples.sample_guardian(2), Channel.EMAIL)
+    # Another sender claimed the first guardian's email and has not recorded it yet.
+    await harness.ledger.begin(
+        DeliveryKey("nor-0301-bjolsen", samples.SOURCE, "evt-1", "g-1001", "email", "meeting_invitation"),
+        source_event_type="meeting.created",
+        school_id=held.school.id,
+        language="nb",
+    )
+
+    held_result, free_result = await harness.dispatcher().dispatch_each([held, free])
+
+    assert isinstance(held_result, NotificationInFlightError)
+    assert isinstance(free_result, DeliveryOutcome)
+    assert free_result.status is DeliveryStatus.SENT
+    assert [email.to for email in harness.channel.emails] == [samples.sample_guardian(2).email]
+
+
+async def test_notifications_ended_without_sending_are_recorded_and_reported_once_each(harness: Harness) -> None:
+    plans = [_plan(samples.sample_guardian(number), Channel.SMS) for number in (1, 2)]
+    endings = [(plan, DeliveryStatus.SKIPPED, "late_beyond_grace_period") for plan in plans]
+
+    first = await harness.dispatcher().settle_many_without_sending(endings)
+    again = await harness.dispatcher().settle_many_without_sending(endings)  # a round that runs again
+
+    assert [outcome.status for outcome in first] == [DeliveryStatus.SKIPPED, DeliveryStatus.SKIPPED]
+    assert all(outcome.already_recorded for outcome in again)
+    assert sorted((report.guardian_id, report.status) for report in harness.statuses.reports) == [
+        ("g-1001", DeliveryStatus.SKIPPED),
+        ("g-1002", DeliveryStatus.SKIPPED),
+    ]
+    assert harness.channel.sms == []
 
 
 class GatedChannel(ScriptedChannel):

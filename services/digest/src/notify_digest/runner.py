@@ -1,4 +1,9 @@
-"""Sending what is due: debounced notices, and digests whose slot has passed."""
+"""Sending what is due: debounced notices, and digests whose slot has passed.
+
+Digests go in batches, not one by one: a batch is claimed in one transaction, its items are read in one query,
+its ledger claims are taken a chunk at a time, its outcomes share group commits, and it is settled in one
+transaction. Two lanes work at once (`work_in_lanes`), so the next batch is claimed and read while one is sent.
+"""
 
 from __future__ import annotations
 
@@ -14,8 +19,17 @@ from zoneinfo import ZoneInfo
 from notify_digest.intake import ABSENCE_NOTICE, MESSAGE_NOTICE, absence_notice_channel
 from notify_digest.settings import DigestSettings
 from notify_digest.slots import latest_daily_slot, latest_weekly_slot
-from notify_digest.store import ClaimedDigest, ClaimedNotice, DigestStore, ItemRow, State, as_utc, stable_id
-from notify_shared.concurrency import finish_all
+from notify_digest.store import (
+    ClaimedDigest,
+    ClaimedNotice,
+    DigestSettlement,
+    DigestStore,
+    ItemRow,
+    State,
+    as_utc,
+    stable_id,
+)
+from notify_shared.concurrency import finish_all, work_in_lanes
 from notify_shared.contract import Channel, Lesson, PostedMessage, Pupil, Recipient, School
 from notify_shared.delivery import (
     Dispatcher,
@@ -34,6 +48,8 @@ DIGEST_SOURCE_TYPE = "digest.due"
 NOTICE_SOURCE_TYPE = "notice.due"
 SOURCE = service_source("digest")
 """The source of notices and digests in the ledger: the service sends them itself, under ids it derived."""
+LANES = 2
+"""Batches of digests claimed and sent at once by one run: one lane claims and reads while another's batch is sent."""
 
 
 @dataclass
@@ -104,12 +120,16 @@ class DigestRunner:
         self._clock = clock
         self._owner = owner
         self._lock = asyncio.Lock()
+        self._stopping = False
 
     def _now(self) -> datetime:
         return as_utc(self._clock())
 
     async def drain(self) -> None:
         """Wait for a run in progress to finish, so a shutdown records what it sent."""
+        # A round claims again as long as anything is due, which during a burst may be minutes: on shutdown it
+        # finishes the batches it holds and claims no more.
+        self._stopping = True
         async with self._lock:
             return
 
@@ -176,26 +196,71 @@ class DigestRunner:
 
     async def _send_digests(self, report: RunReport) -> None:
         settings = self._settings
-        while batch := await self._store.claim_digests(
-            now=self._now(), owner=self._owner, lease=settings.claim_lease, limit=settings.batch_size
-        ):
-            await finish_all(self._send_digest(digest, report) for digest in batch)
 
-    async def _send_digest(self, digest: ClaimedDigest, report: RunReport) -> None:
-        rows = await self._store.items_of(digest.digest_id)
+        async def claim() -> list[ClaimedDigest]:
+            if self._stopping:
+                return []
+            return await self._store.claim_digests(
+                now=self._now(), owner=self._owner, lease=settings.claim_lease, limit=settings.batch_size
+            )
+
+        async def send(batch: Sequence[ClaimedDigest]) -> None:
+            await self._send_digest_batch(batch, report)
+
+        await work_in_lanes(claim, send, lanes=LANES)
+
+    async def _send_digest_batch(self, batch: Sequence[ClaimedDigest], report: RunReport) -> None:
+        """A batch of digests together: their items read in one query, their ledger claims a chunk at a time, their
+        outcomes in shared group commits, and the batch settled in one transaction."""
+        items_by_digest = await self._store.items_of_many([digest.digest_id for digest in batch])
         now = self._now()
-        if not rows:
-            await self._store.settle_digest(digest.digest_id, State.SKIPPED, owner=self._owner, now=now, reason="empty")
-            return
-        school = School.model_validate_json(rows[-1].school)
-        guardian = Recipient.model_validate_json(rows[-1].guardian)  # the latest contact details
+        schools: dict[str, School] = {}
+        settlements: list[DigestSettlement] = []
+        postponed: list[tuple[str, datetime]] = []
+        to_send: list[tuple[ClaimedDigest, PlannedNotification]] = []
+        for digest in batch:
+            rows = items_by_digest.get(digest.digest_id)
+            if not rows:
+                settlements.append(DigestSettlement(digest.digest_id, State.SKIPPED, "empty"))
+                continue
+            school = schools.get(rows[-1].school)
+            if school is None:
+                school = schools[rows[-1].school] = School.model_validate_json(rows[-1].school)
+            until = self._end_of_quiet_hours(school, now)
+            if until is not None:
+                postponed.append((digest.digest_id, until))
+                continue
+            to_send.append((digest, self._plan(digest, rows, school)))
+        if to_send:
+            results = await self._dispatcher.dispatch_each([plan for _, plan in to_send])
+            for (digest, _), result in zip(to_send, results, strict=True):
+                if isinstance(result, NotificationInFlightError):
+                    continue  # another replica holds it; its lease decides
+                # `queued`: handed to the delivery core's retry queue, which owns it now (the ledger has its outcome).
+                sent = result.status in (DeliveryStatus.SENT, DeliveryStatus.DELIVERED, DeliveryStatus.QUEUED)
+                settlements.append(
+                    DigestSettlement(digest.digest_id, State.SENT if sent else State.FAILED, result.reason)
+                )
+                if sent:
+                    report.digests_sent += 1
+                else:
+                    report.digests_failed += 1
+        # Settled once the whole batch is delivered: a crash before this leaves its digests claimed, and whoever
+        # claims them again finds their outcomes in the ledger and sends nothing twice.
+        await self._store.finish_digests(settlements, postponed, owner=self._owner, now=self._now())
+
+    def _end_of_quiet_hours(self, school: School, now: datetime) -> datetime | None:
+        """When the quiet hours the school is in now end, or None outside them."""
         quiet = self._settings.quiet_hours
         local_now = now.astimezone(school.zone)
-        if quiet.contains(local_now.time()):
-            end_day = local_now.date() if local_now.time() < quiet.end else local_now.date() + timedelta(days=1)
-            until = datetime.combine(end_day, quiet.end).replace(tzinfo=school.zone).astimezone(UTC)
-            await self._store.postpone_digest(digest.digest_id, owner=self._owner, until=until, now=now)
-            return
+        if not quiet.contains(local_now.time()):
+            return None
+        end_day = local_now.date() if local_now.time() < quiet.end else local_now.date() + timedelta(days=1)
+        return datetime.combine(end_day, quiet.end).replace(tzinfo=school.zone).astimezone(UTC)
+
+    @staticmethod
+    def _plan(digest: ClaimedDigest, rows: Sequence[ItemRow], school: School) -> PlannedNotification:
+        guardian = Recipient.model_validate_json(rows[-1].guardian)  # the latest contact details
         sections, message_count, absence_count = build_sections(rows)
         context: dict[str, object] = {
             "school": school,
@@ -209,18 +274,4 @@ class DigestRunner:
         }
         # The ledger keys by a short hash of the digest id, which can be longer than an event id may be.
         source = SourceEventRef(source=SOURCE, id=stable_id(digest.digest_id), type=DIGEST_SOURCE_TYPE)
-        plan = PlannedNotification(source, school, guardian, Channel.EMAIL, DIGEST, context)
-        try:
-            (outcome,) = await self._dispatcher.dispatch([plan])
-        except NotificationInFlightError:
-            return
-        # `queued`: handed to the delivery core's retry queue, which owns it now (the ledger has its outcome).
-        sent = outcome.status in (DeliveryStatus.SENT, DeliveryStatus.DELIVERED, DeliveryStatus.QUEUED)
-        state = State.SENT if sent else State.FAILED
-        await self._store.settle_digest(
-            digest.digest_id, state, owner=self._owner, now=self._now(), reason=outcome.reason
-        )
-        if sent:
-            report.digests_sent += 1
-        else:
-            report.digests_failed += 1
+        return PlannedNotification(source, school, guardian, Channel.EMAIL, DIGEST, context)

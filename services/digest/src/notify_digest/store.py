@@ -97,6 +97,10 @@ notices = sa.Table(
 )
 
 
+_IDS_PER_QUERY = 500
+"""Digest ids per `IN (...)` list: well inside the bound-parameter limits of SQLite and asyncpg."""
+
+
 def stable_id(*parts: str) -> str:
     return hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:32]
 
@@ -131,6 +135,15 @@ class ClaimedDigest:
     guardian_id: str
     period: str
     slot_at: datetime
+
+
+@dataclass(frozen=True)
+class DigestSettlement:
+    """How one claimed digest ended."""
+
+    digest_id: str
+    state: State
+    reason: str | None = None
 
 
 @dataclass(frozen=True)
@@ -346,34 +359,78 @@ class DigestStore:
             return [ClaimedDigest(r.digest_id, r.school_id, r.guardian_id, r.period, as_utc(r.slot_at)) for r in rows]
 
     async def items_of(self, digest_id: str) -> list[ItemRow]:
+        return (await self.items_of_many([digest_id])).get(digest_id, [])
+
+    async def items_of_many(self, digest_ids: Sequence[str]) -> dict[str, list[ItemRow]]:
+        """The items of each of a batch of digests, oldest first, read with one query per few hundred digests."""
+        found: dict[str, list[ItemRow]] = {}
         async with self._engine.connect() as connection:
-            rows = await connection.execute(
-                sa.select(
-                    items.c.kind, items.c.section, items.c.sort_at, items.c.payload, items.c.school, items.c.guardian
+            for start in range(0, len(digest_ids), _IDS_PER_QUERY):
+                rows = await connection.execute(
+                    sa.select(
+                        items.c.digest_id,
+                        items.c.kind,
+                        items.c.section,
+                        items.c.sort_at,
+                        items.c.payload,
+                        items.c.school,
+                        items.c.guardian,
+                    )
+                    .where(items.c.digest_id.in_(digest_ids[start : start + _IDS_PER_QUERY]))
+                    .order_by(items.c.digest_id, items.c.sort_at, items.c.item_id)
                 )
-                .where(items.c.digest_id == digest_id)
-                .order_by(items.c.sort_at, items.c.item_id)
-            )
-            return [ItemRow(r.kind, r.section, as_utc(r.sort_at), r.payload, r.school, r.guardian) for r in rows]
+                for r in rows:
+                    found.setdefault(r.digest_id, []).append(
+                        ItemRow(r.kind, r.section, as_utc(r.sort_at), r.payload, r.school, r.guardian)
+                    )
+        return found
 
     async def settle_digest(
         self, digest_id: str, state: State, *, owner: str, now: datetime, reason: str | None = None
     ) -> None:
-        async with self._engine.begin() as connection:
-            await connection.execute(
-                digests.update()
-                .where(digests.c.digest_id == digest_id, digests.c.claimed_by == owner)
-                .values(state=state.value, reason=reason, lease_until=None, updated_at=now)
-            )
+        await self.finish_digests([DigestSettlement(digest_id, state, reason)], [], owner=owner, now=now)
 
     async def postpone_digest(self, digest_id: str, *, owner: str, until: datetime, now: datetime) -> None:
         """Give a claimed digest back, not to be sent before `until` (the end of quiet hours)."""
+        await self.finish_digests([], [(digest_id, until)], owner=owner, now=now)
+
+    async def finish_digests(
+        self,
+        settlements: Sequence[DigestSettlement],
+        postponed: Sequence[tuple[str, datetime]],
+        *,
+        owner: str,
+        now: datetime,
+    ) -> None:
+        """Settle a batch's digests and give back those postponed to `until` (the end of quiet hours), in one
+        transaction of two statements, each run once per row by the driver. A digest whose claim passed to
+        another owner is left to it."""
+        if not settlements and not postponed:
+            return
+        ours = sa.and_(digests.c.digest_id == sa.bindparam("b_digest_id"), digests.c.claimed_by == owner)
         async with self._engine.begin() as connection:
-            await connection.execute(
-                digests.update()
-                .where(digests.c.digest_id == digest_id, digests.c.claimed_by == owner)
-                .values(state=State.PENDING.value, not_before=until, claimed_by=None, lease_until=None, updated_at=now)
-            )
+            if settlements:
+                await connection.execute(
+                    digests.update()
+                    .where(ours)
+                    .values(
+                        state=sa.bindparam("b_state"), reason=sa.bindparam("b_reason"), lease_until=None, updated_at=now
+                    ),
+                    [{"b_digest_id": s.digest_id, "b_state": s.state.value, "b_reason": s.reason} for s in settlements],
+                )
+            if postponed:
+                await connection.execute(
+                    digests.update()
+                    .where(ours)
+                    .values(
+                        state=State.PENDING.value,
+                        not_before=sa.bindparam("b_until"),
+                        claimed_by=None,
+                        lease_until=None,
+                        updated_at=now,
+                    ),
+                    [{"b_digest_id": digest_id, "b_until": until} for digest_id, until in postponed],
+                )
 
     async def next_notice_due(self) -> datetime | None:
         """When the next notice falls due; digests are found by the periodic poll at their slots."""

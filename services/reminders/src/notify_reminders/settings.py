@@ -49,11 +49,11 @@ class RemindersSettings(ServiceSettings):
         description="How long a replica owns the reminders it claimed; a dead replica's claims pass on after it.",
     )
     batch_size: int = Field(
-        default=500,
+        default=64,
         ge=1,
         le=10_000,
         validation_alias="REMINDERS_BATCH_SIZE",
-        description="Reminders claimed and sent per round.",
+        description="Reminders claimed at a time by each of a firing round's two lanes, and settled together.",
     )
     instance_id: str | None = Field(
         default=None,

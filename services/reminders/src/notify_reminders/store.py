@@ -127,6 +127,15 @@ class ReminderRow:
 
 
 @dataclass(frozen=True)
+class Settlement:
+    """How one claimed reminder ended."""
+
+    reminder_id: str
+    state: ReminderState
+    reason: str | None = None
+
+
+@dataclass(frozen=True)
 class MeetingMemory:
     """What the store remembers of a meeting across events."""
 
@@ -296,15 +305,31 @@ class ReminderStore:
         self, reminder_id: str, state: ReminderState, *, owner: str, now: datetime, reason: str | None = None
     ) -> None:
         """Record how a claimed reminder ended; a claim that passed to another owner is left to it."""
+        await self.settle_many([Settlement(reminder_id, state, reason)], owner=owner, now=now)
+
+    async def settle_many(self, settlements: Sequence[Settlement], *, owner: str, now: datetime) -> None:
+        """`settle` for a whole batch in one transaction and one statement (run once per row by the driver)."""
+        if not settlements:
+            return
         async with self._engine.begin() as connection:
             await connection.execute(
                 reminders.update()
                 .where(
-                    reminders.c.reminder_id == reminder_id,
+                    reminders.c.reminder_id == sa.bindparam("b_reminder_id"),
                     reminders.c.state == ReminderState.CLAIMED.value,
                     reminders.c.claimed_by == owner,
                 )
-                .values(state=state.value, reason=reason, lease_until=None, updated_at=now)
+                .values(
+                    state=sa.bindparam("b_state"), reason=sa.bindparam("b_reason"), lease_until=None, updated_at=now
+                ),
+                [
+                    {
+                        "b_reminder_id": settlement.reminder_id,
+                        "b_state": settlement.state.value,
+                        "b_reason": settlement.reason,
+                    }
+                    for settlement in settlements
+                ],
             )
 
     async def oldest_unfired_due(self) -> datetime | None:

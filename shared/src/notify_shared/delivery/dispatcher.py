@@ -115,34 +115,60 @@ class Dispatcher:
         """Call `listener` with the due time of each retry this dispatcher schedules."""
         self._retry_listener = listener
 
+    @property
+    def claim_chunk_size(self) -> int:
+        """How many plans `dispatch` claims in one ledger transaction: enough to keep every slot busy, few
+        enough to be sent well within the claims' lease."""
+        return 4 * self.concurrency
+
     async def dispatch(self, plans: Sequence[PlannedNotification]) -> list[DeliveryOutcome]:
         """Deliver every plan; returns one outcome per plan, in order.
 
         Raises (so the event is read again) on ledger or Kafka failure, and with `NotificationInFlightError`
         when a claim is held by a sender that may have crashed; every other plan has been delivered by then.
         """
+        outcomes: list[DeliveryOutcome] = []
+        for result in await self.dispatch_each(plans):
+            if isinstance(result, NotificationInFlightError):
+                raise result
+            outcomes.append(result)
+        return outcomes
+
+    async def dispatch_each(
+        self, plans: Sequence[PlannedNotification]
+    ) -> list[DeliveryOutcome | NotificationInFlightError]:
+        """`dispatch`, for callers that settle each plan themselves (a batch of scheduled work): a plan whose
+        claim another sender holds gives its `NotificationInFlightError` in its place instead of failing the call.
+        Still raises on ledger or Kafka failure, once every other chunk has been delivered."""
         # A guardian's email and SMS plans share their template and context: render them once. The plans live
         # until this call returns, so the context's id cannot be reused by another while the memo exists.
         renders: dict[_RenderKey, RenderedNotification] = {}
-        outcomes: list[DeliveryOutcome] = []
+        results: list[DeliveryOutcome | NotificationInFlightError] = []
         failures: list[BaseException] = []
-        # Claimed together, in one transaction per chunk rather than one per notification; a chunk is small
-        # enough to be sent well within the claims' lease. A failure in one chunk does not stop the next.
-        chunk_size = 4 * self.concurrency
+        # Claimed together, in one transaction per chunk rather than one per notification. A failure in one
+        # chunk does not stop the next.
+        chunk_size = self.claim_chunk_size
         for start in range(0, len(plans), chunk_size):
             chunk = plans[start : start + chunk_size]
             claimed_at = self._clock()
             claims = await self._ledger.begin_many([self._claim_request(plan) for plan in chunk])
-            try:
-                outcomes += await finish_all(
+            # Every delivery runs to its end before a failure is raised (see `finish_all`); a claim held elsewhere
+            # is that plan's result, not a failure.
+            delivered = await asyncio.gather(
+                *(
                     self._bounded(self._deliver(plan, claim, renders, claimed_at))
                     for plan, claim in zip(chunk, claims, strict=True)
-                )
-            except Exception as failure:
-                failures.append(failure)
+                ),
+                return_exceptions=True,
+            )
+            for result in delivered:
+                if isinstance(result, DeliveryOutcome | NotificationInFlightError):
+                    results.append(result)
+                else:
+                    failures.append(result)
         if failures:
             raise failures[0]
-        return outcomes
+        return results
 
     async def _deliver(
         self,
@@ -262,7 +288,25 @@ class Dispatcher:
 
         Claimed like any other, so a redelivered decision does not report twice.
         """
-        (claim,) = await self._ledger.begin_many([self._claim_request(plan, stored_language=False)])
+        (outcome,) = await self.settle_many_without_sending([(plan, status, reason)])
+        return outcome
+
+    async def settle_many_without_sending(
+        self, endings: Sequence[tuple[PlannedNotification, DeliveryStatus, str]]
+    ) -> list[DeliveryOutcome]:
+        """`settle_without_sending` for many (plan, status, reason) at once: one claim transaction for all of
+        them, and their records share group commits. One outcome per ending, in order."""
+        claims = await self._ledger.begin_many(
+            [self._claim_request(plan, stored_language=False) for plan, _, _ in endings]
+        )
+        return await finish_all(
+            self._settle_claimed(plan, claim, status, reason)
+            for (plan, status, reason), claim in zip(endings, claims, strict=True)
+        )
+
+    async def _settle_claimed(
+        self, plan: PlannedNotification, claim: Claim, status: DeliveryStatus, reason: str
+    ) -> DeliveryOutcome:
         if not claim.should_send:
             assert claim.previous_status is not None
             return DeliveryOutcome(claim.notification_id, claim.previous_status, already_recorded=True)
