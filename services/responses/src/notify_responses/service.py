@@ -192,6 +192,7 @@ class ResponsesService:
             timezone=school.timezone,
             written_standard=school.written_standard,
             cancelled=isinstance(event, MeetingCancelled),
+            sms_sender_id=school.sms_sender_id,
         )
         await self._store.save_meeting(row, invited, event_time=(event.time or self._clock()).astimezone(UTC))
         logger.info(
@@ -259,7 +260,7 @@ class ResponsesService:
             answered_at=now,
         )
         result, _ = await self._store_answer(state.invitation, stored)
-        return SmsReplyOutcome(result, answer=answer)
+        return SmsReplyOutcome(result, answer=answer, invitation=state)
 
     async def record_unknown_sender(self, text: str) -> SmsReplyOutcome:
         """A reply whose sender is not a phone number (an alphanumeric sender, a malformed one): for the school."""
@@ -315,7 +316,7 @@ class ResponsesService:
             invitation.guardian_id if invitation else None,
             event.id,
         )
-        return SmsReplyOutcome(RecordResult.UNRECOGNISED, reason=reason)
+        return SmsReplyOutcome(RecordResult.UNRECOGNISED, reason=reason, invitation=state)
 
 
 @dataclass(frozen=True)
@@ -323,6 +324,8 @@ class SmsReplyOutcome:
     result: RecordResult
     answer: Rsvp | None = None
     reason: UnrecognisedReason | None = None
+    invitation: InvitationState | None = None
+    """The invitation the reply was matched with, if the number had one (for the automatic answer)."""
 
 
 def _state_of(state: InvitationState | None, now: datetime) -> LinkState:

@@ -51,6 +51,7 @@ meetings = sa.Table(
     sa.Column("timezone", sa.String(100), nullable=False, comment="The school's: the page shows local times"),
     sa.Column("written_standard", sa.String(10), nullable=False, comment="The school's fallback language"),
     sa.Column("cancelled", sa.Boolean, nullable=False),
+    sa.Column("sms_sender_id", sa.String(11), nullable=True, comment="The school's: signs automatic SMS answers"),
 )
 
 invitations = sa.Table(
@@ -116,6 +117,7 @@ class MeetingRow:
     timezone: str
     written_standard: str
     cancelled: bool
+    sms_sender_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -370,6 +372,7 @@ async def _invitation_state(connection: AsyncConnection, reference: str) -> Invi
                 meetings.c.timezone,
                 meetings.c.written_standard,
                 meetings.c.cancelled,
+                meetings.c.sms_sender_id,
                 answers.c.answer,
                 answers.c.interpreter_language,
                 answers.c.comment,
@@ -401,6 +404,7 @@ async def _invitation_state(connection: AsyncConnection, reference: str) -> Invi
         timezone=row.timezone,
         written_standard=row.written_standard,
         cancelled=row.cancelled,
+        sms_sender_id=row.sms_sender_id,
     )
     answer = None
     if row.answer is not None:
