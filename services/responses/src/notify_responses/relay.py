@@ -5,6 +5,10 @@ An answer and its event are written in one transaction (`ResponseStore.record_an
 away loses nothing: the events wait in the database and leave when it is back, oldest first. An event is marked
 published only after Kafka confirmed it (acks=all); a crash between the two publishes it again with the same
 CloudEvents id, which consumers deduplicate (the same at-least-once as every other service's events).
+
+With several replicas on one database only the relay holding the outbox lease publishes
+(`notify_responses.relay_lease`), so an event is not published by two replicas at once and one meeting's answers
+leave in the order they were given.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import random
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
+from notify_responses.relay_lease import RelayLease
 from notify_responses.store import OutboxEvent, ResponseStore
 
 logger = logging.getLogger(__name__)
@@ -28,8 +33,7 @@ BATCH = 100
 
 
 class OutboxRelay:
-    """One loop per replica. With several replicas on one PostgreSQL database an event may be published by two
-    of them at once; both carry the same event id (see the module docstring)."""
+    """One loop per replica; with a `lease`, only the replica holding it publishes (see the module docstring)."""
 
     def __init__(
         self,
@@ -40,6 +44,7 @@ class OutboxRelay:
         retry_max_seconds: float,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         on_published: Callable[[OutboxEvent], None] = lambda event: None,
+        lease: RelayLease | None = None,
     ) -> None:
         self._store = store
         self._publish = publish
@@ -47,6 +52,7 @@ class OutboxRelay:
         self._retry_max = retry_max_seconds
         self._clock = clock
         self._on_published = on_published
+        self._lease = lease
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
@@ -64,13 +70,19 @@ class OutboxRelay:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+        if self._lease is not None:
+            await self._lease.release()
 
     async def publish_waiting(self) -> int:
-        """Publish what waits, oldest first, stopping at the first event Kafka refuses (it raises). Returns how
-        many were published."""
+        """Publish what waits, oldest first, stopping at the first event Kafka refuses (it raises), or when another
+        replica holds the lease. Returns how many were published."""
         published = 0
-        while batch := await self._store.unpublished(BATCH):
+        while await self._holds_lease() and (batch := await self._store.unpublished(BATCH)):
             for event in batch:
+                # Checked before every event: a holder that stalled past its lease must not publish what the
+                # replica that took over publishes too.
+                if not await self._holds_lease():
+                    return published
                 try:
                     await self._publish(event)
                 except Exception:
@@ -81,6 +93,9 @@ class OutboxRelay:
                 self._on_published(event)
                 published += 1
         return published
+
+    async def _holds_lease(self) -> bool:
+        return self._lease is None or await self._lease.hold()
 
     async def _run(self) -> None:
         failures = 0

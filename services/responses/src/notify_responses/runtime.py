@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import socket
+import uuid
 from contextlib import AsyncExitStack
 from datetime import UTC, datetime
 
@@ -13,6 +16,7 @@ from notify_responses.handlers import build_router
 from notify_responses.metrics import SERVICE, ResponsesMetrics
 from notify_responses.ratelimit import WindowLimit
 from notify_responses.relay import OutboxRelay
+from notify_responses.relay_lease import RelayLease
 from notify_responses.retention import rules as retention_rules
 from notify_responses.service import Clock, ResponsesService
 from notify_responses.settings import ResponsesSettings
@@ -127,12 +131,15 @@ class Runtime:
     async def start(self) -> None:
         store = await ResponseStore.connect(self.settings.database_url)
         self._store = store
+        lease = RelayLease(store.engine, holder=f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+        await lease.create_schema()
         relay = OutboxRelay(
             store,
             self._publish,
             poll_interval_seconds=self.settings.relay_poll_interval.total_seconds(),
             retry_max_seconds=self.settings.relay_retry_max.total_seconds(),
             on_published=lambda event: self.metrics.events_published.labels(SERVICE).inc(),
+            lease=lease,
         )
         self._relay = relay
         service_clock = self._clock or (lambda: datetime.now(UTC))
