@@ -78,20 +78,30 @@ class OutboxRelay:
         replica holds the lease. Returns how many were published."""
         published = 0
         while await self._holds_lease() and (batch := await self._store.unpublished(BATCH)):
-            for event in batch:
-                # Checked before every event: a holder that stalled past its lease must not publish what the
-                # replica that took over publishes too.
-                if not await self._holds_lease():
-                    return published
-                try:
-                    await self._publish(event)
-                except Exception:
-                    await self._store.count_attempt(event.position)
-                    raise
-                # Marked one by one: the next event may fail, and this one must not be published again.
-                await self._store.mark_published([event.position], at=self._clock())
-                self._on_published(event)
-                published += 1
+            done: list[OutboxEvent] = []
+            try:
+                for event in batch:
+                    # Checked before every event: a holder that stalled past its lease must not publish what the
+                    # replica that took over publishes too.
+                    if not await self._holds_lease():
+                        return published + len(done)
+                    try:
+                        await self._publish(event)
+                    except Exception:
+                        await self._store.count_attempt(event.position)
+                        raise
+                    done.append(event)
+            finally:
+                # What Kafka has is marked in one transaction per batch (one write per answer would compete with
+                # the answers' own); also when a later event failed, so none of these is published again.
+                if done:
+                    await self._store.mark_published([event.position for event in done], at=self._clock())
+                    for event in done:
+                        self._on_published(event)
+            published += len(done)
+            if len(batch) < BATCH:
+                # The outbox is empty now; an answer queued meanwhile has woken the relay for another round.
+                break
         return published
 
     async def _holds_lease(self) -> bool:

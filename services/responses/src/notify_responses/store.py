@@ -259,10 +259,11 @@ class ResponseStore:
         reference: str,
         answer: StoredAnswer,
         *,
-        event: OutboxEvent,
+        event: Callable[[GuardianInvitation], OutboxEvent],
         accept: Callable[[InvitationState], bool],
     ) -> tuple[bool, InvitationState | None]:
-        """Store `answer` and queue `event`, in one transaction, unless it is the answer already stored.
+        """Store `answer` and queue the event `event` makes for the invitation, in one transaction, unless it is the
+        answer already stored.
 
         `accept` looks at the invitation as it stands inside the transaction and says whether it may be answered
         (invited, meeting not started or cancelled). Returns whether anything changed, and that state.
@@ -281,6 +282,7 @@ class ResponseStore:
             if current is not None and _same_answer(current, answer):
                 return False, state
             invitation = state.invitation
+            queued = event(invitation)
             await _upsert(
                 connection,
                 answers,
@@ -298,10 +300,10 @@ class ResponseStore:
             )
             await connection.execute(
                 sa.insert(outbox).values(
-                    event_id=event.event_id,
-                    event_type=event.event_type,
-                    kafka_key=event.key,
-                    value=event.value,
+                    event_id=queued.event_id,
+                    event_type=queued.event_type,
+                    kafka_key=queued.key,
+                    value=queued.value,
                     created_at=answer.answered_at,
                     attempts=0,
                 )
