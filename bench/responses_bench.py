@@ -30,6 +30,7 @@ import os
 import random
 import re
 import socket
+import ssl
 import statistics
 import sys
 import tempfile
@@ -94,10 +95,15 @@ class Tally:
         self.failed[what] = self.failed.get(what, 0) + 1
 
 
+_TLS = ssl.create_default_context()
+"""Shared by the phones: building one per client costs the load generator milliseconds of CPU each, which would
+show up as the service's latency (the pages are plain HTTP here anyway)."""
+
+
 async def _parent(url: str, number: int, think: float, tally: Tally) -> None:
     # One phone: its own client and connection. A connection the server closed while the parent was reading
     # is opened again for the answer, as a browser does.
-    async with httpx.AsyncClient(timeout=60) as phone:
+    async with httpx.AsyncClient(timeout=60, verify=_TLS) as phone:
         tally.on_page += 1
         tally.most_on_page = max(tally.most_on_page, tally.on_page)
         try:
@@ -158,8 +164,33 @@ def _machine() -> dict[str, object]:
     }
 
 
+_BUCKET = re.compile(r"^notify_responses_page_seconds_bucket\{(?P<labels>[^}]*)\} (?P<count>\S+)$", re.MULTILINE)
+_LABEL = re.compile(r'(\w+)="([^"]*)"')
+
+
+def _server_side(metrics: str) -> dict[str, object]:
+    """From the service's own histogram (time inside the app, without the load generator's or the network's):
+    the share of GETs within 100 ms and POSTs within 250 ms, and the bucket each method's p99 falls in."""
+    buckets: dict[str, list[tuple[float, float]]] = {}
+    for match in _BUCKET.finditer(metrics):
+        labels = dict(_LABEL.findall(match["labels"]))
+        if labels.get("status") == "200":
+            buckets.setdefault(labels["method"], []).append((float(labels["le"]), float(match["count"])))
+    figures: dict[str, object] = {}
+    for method, target in (("GET", 0.1), ("POST", 0.25)):
+        rows = sorted(buckets.get(method, []))
+        total = rows[-1][1] if rows else 0.0
+        if not total:
+            continue
+        within = next(count for bound, count in rows if bound >= target)
+        p99 = next(bound for bound, count in rows if count >= 0.99 * total)
+        figures[f"{method.lower()}_within_{int(target * 1000)}ms"] = round(within / total, 3)
+        figures[f"{method.lower()}_p99_at_most_ms"] = p99 * 1000 if p99 != float("inf") else "over 5000"
+    return figures
+
+
 @asynccontextmanager
-async def _service(database_url: str, bootstrap: str, topics: Topics, port: int) -> AsyncIterator[str]:
+async def _service(database_url: str, bootstrap: str, topics: Topics, port: int, admin_port: int) -> AsyncIterator[str]:
     base_url = f"http://127.0.0.1:{port}"
     environment = os.environ | {
         "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
@@ -171,12 +202,13 @@ async def _service(database_url: str, bootstrap: str, topics: Topics, port: int)
         "PUBLIC_BASE_URL": base_url,
         "HTTP_HOST": "127.0.0.1",
         "HTTP_PORT": str(port),
-        "ADMIN_PORT": str(_free_port()),
+        "ADMIN_PORT": str(admin_port),
         # The load generator is one address: the per-client limit would stop it, which is not what is measured.
         "RESPONSES_REQUESTS_PER_CLIENT_PER_MINUTE": "100000",
         "LOG_LEVEL": "WARNING",
     }
-    server = await asyncio.create_subprocess_exec("notify-responses", env=environment)
+    # The service's log goes to stderr, so that stdout holds the figures only.
+    server = await asyncio.create_subprocess_exec("notify-responses", env=environment, stdout=sys.stderr)
     try:
         async with httpx.AsyncClient(timeout=30) as client:
             for _ in range(300):
@@ -195,8 +227,8 @@ async def _service(database_url: str, bootstrap: str, topics: Topics, port: int)
 async def run(load: Load, database_url: str, bootstrap: str) -> dict[str, object]:
     topics = Topics(f"bench{uuid.uuid4().hex[:6]}.")
     await create_all_topics(bootstrap, topics)
-    port = _free_port()
-    async with _service(database_url, bootstrap, topics, port) as base_url:
+    port, admin_port = _free_port(), _free_port()
+    async with _service(database_url, bootstrap, topics, port, admin_port) as base_url:
         # The meeting starts a week from now, so every link is open.
         meeting = samples.upcoming_meeting("m-bench", datetime.now(samples.OSLO))
         recipients = [samples.sample_guardian(number) for number in range(1, load.guardians + 1)]
@@ -237,6 +269,8 @@ async def run(load: Load, database_url: str, bootstrap: str) -> dict[str, object
                     break
                 await asyncio.sleep(0.5)
         drained = time.perf_counter() - started
+        async with httpx.AsyncClient(timeout=30) as client:
+            server_side = _server_side((await client.get(f"http://127.0.0.1:{admin_port}/metrics")).text)
     answered = {str(record["data"]["guardian_id"]) for record in records}  # type: ignore[index]
     return {
         "database": database_url.split(":", 1)[0].split("+", 1)[0],
@@ -249,6 +283,7 @@ async def run(load: Load, database_url: str, bootstrap: str) -> dict[str, object
         "get_ms_p99": round(1000 * _percentile(tally.get, 0.99), 1) if tally.get else None,
         "post_ms_p50": round(1000 * statistics.median(tally.post), 1) if tally.post else None,
         "post_ms_p99": round(1000 * _percentile(tally.post, 0.99), 1) if tally.post else None,
+        "server_side": server_side,
         "answers_recorded": tally.answered,
         "answers_per_second": round(tally.answered / elapsed, 1),
         "failed_requests": tally.failed,
