@@ -173,6 +173,7 @@ class ResponseStore:
         engine = create_engine(url)
         try:
             await create_schema(engine, metadata)
+            await _add_sender_id_column(engine)
         except BaseException:
             await engine.dispose()
             raise
@@ -340,6 +341,20 @@ class ResponseStore:
                 sa.select(sa.func.count()).select_from(outbox).where(outbox.c.published_at.is_(None))
             )
         return int(count or 0)
+
+
+async def _add_sender_id_column(engine: AsyncEngine) -> None:
+    # A database made before the automatic SMS answers has no sender id column; its meetings get one with their
+    # next event, and until then no automatic answer is sent for them.
+    async with engine.begin() as connection:
+        columns = await connection.run_sync(
+            lambda sync: {column["name"] for column in sa.inspect(sync).get_columns(meetings.name)}
+        )
+        if "sms_sender_id" in columns:
+            return
+        # IF NOT EXISTS: replicas starting together on PostgreSQL (SQLite's BEGIN IMMEDIATE already serialises them).
+        guard = "IF NOT EXISTS " if connection.dialect.name == "postgresql" else ""
+        await connection.execute(sa.text(f"ALTER TABLE {meetings.name} ADD COLUMN {guard}sms_sender_id VARCHAR(11)"))
 
 
 def _same_answer(current: StoredAnswer, new: StoredAnswer) -> bool:
