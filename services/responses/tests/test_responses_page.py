@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from pydantic import SecretStr
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
 from notify_responses.settings import ResponsesSettings
 from notify_responses.testing import RunningResponses, isolated_settings, link_for, running_responses
@@ -333,3 +334,22 @@ async def test_answers_from_one_link_are_rate_limited(
         metrics = (await responses.client.get("/metrics")).text
     assert 'notify_responses_rejected_links_total{reason="rate_limited",service="responses"} 1.0' in metrics
     assert token not in metrics
+
+
+async def test_when_no_database_connection_frees_up_in_time_the_parent_is_asked_to_come_back(
+    settings: ResponsesSettings, responses: RunningResponses, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    event = samples.meeting_created(recipients=[samples.sample_guardian(1)])
+    token = await _invite(settings, responses, event)
+
+    async def every_connection_taken(*args: object, **kwargs: object) -> None:
+        # What SQLAlchemy raises when the pool had no connection to give within its timeout.
+        raise PoolTimeoutError("QueuePool limit of size 5 overflow 10 reached")
+
+    monkeypatch.setattr(responses.runtime.store, "invitation", every_connection_taken)
+    busy = await responses.open(token)
+
+    assert busy.status_code == 503
+    assert busy.headers["Retry-After"] == "60"
+    assert "Mange foreldre svarer akkurat nå" in busy.text
+    assert "Vent noen minutter og prøv igjen." in busy.text
