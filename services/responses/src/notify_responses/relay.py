@@ -71,7 +71,11 @@ class OutboxRelay:
                 await self._task
             self._task = None
         if self._lease is not None:
-            await self._lease.release()
+            try:
+                await self._lease.release()
+            except Exception as error:
+                # Best effort: a standby takes over when the lease runs out anyway, and stopping must go on.
+                logger.warning("outbox relay: could not give up the lease (%s)", type(error).__name__)
 
     async def publish_waiting(self) -> int:
         """Publish what waits, oldest first, stopping at the first event Kafka refuses (it raises), or when another
