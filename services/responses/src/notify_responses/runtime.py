@@ -197,6 +197,12 @@ class Runtime:
         settings = self.settings
         if settings.sms_auto_replies is AutoReplyMode.OFF:
             return
+        if "sms" in settings.delivers_to_outbox:
+            logger.warning(
+                "responses: no SMS provider is configured (SMS_PROVIDER), so the automatic answers to SMS replies go "
+                "to the development file outbox in %s; no parent receives them",
+                settings.outbox_dir,
+            )
         ledger, dispatcher = await open_dispatcher(
             settings,
             status_sink=self._status,
