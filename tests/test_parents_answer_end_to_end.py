@@ -90,7 +90,7 @@ def _link_in(email: EmailMessage, base_url: str) -> str:
     [
         ("nb", "Ja, jeg kommer", "Du har svart at du kommer."),
         ("ar", "نعم، سأحضر", "لقد أجبتم بأنكم ستحضرون."),
-        ("pl", "Tak, przyjdę", "Twoja odpowiedź: tak, przyjdę."),
+        ("pl", "Tak, przyjdę", "Zapisana odpowiedź: tak, przyjdę."),
     ],
 )
 async def test_a_parent_answers_from_the_invitation_email_in_a_real_browser(  # noqa: PLR0917 - pytest passes fixtures by name

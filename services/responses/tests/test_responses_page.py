@@ -8,11 +8,14 @@ from typing import Any
 
 import pytest
 from pydantic import SecretStr
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
 from notify_responses.settings import ResponsesSettings
 from notify_responses.testing import RunningResponses, isolated_settings, link_for, running_responses
 from notify_shared import samples
 from notify_shared.contract import MeetingCreated
+from notify_shared.rendering import render_notification
+from notify_shared.rendering.previews import sample_context
 from notify_shared.testing.clocks import SettableClock
 from notify_shared.testing.kafka import EventPublisher, TopicReader
 from notify_shared.testing.waiting import wait_until
@@ -227,9 +230,41 @@ async def test_the_confirmation_in_polish_says_what_was_recorded(
     answered = await responses.answer(token, answer="tentative", comment="Spróbuję przyjść po pracy.")
 
     assert 'lang="pl" dir="ltr"' in answered.text
-    assert "Twoja odpowiedź została wysłana do szkoły" in answered.text
-    assert "Twoja odpowiedź: jeszcze nie wiem." in answered.text
+    assert "Odpowiedź została wysłana do szkoły" in answered.text
+    assert "Zapisana odpowiedź: jeszcze nie wiem." in answered.text
     assert "Spróbuję przyjść po pracy." in answered.text
+
+
+# The informal "ty" a school does not use to parents: verbs and pronouns of the second person singular.
+_POLISH_INFORMAL = ("przyjdziesz", "Twoja", "Twój", "Sprawdź", "Wybierz", "Zaznacz", "Możesz", "Daj znać", "Odpisz")
+
+
+async def test_the_polish_page_and_answer_lines_address_parents_formally(
+    settings: ResponsesSettings, responses: RunningResponses
+) -> None:
+    event = samples.meeting_created(recipients=[samples.sample_guardian(4, language="pl")])
+    token = await _invite(settings, responses, event)
+
+    page = (await responses.open(token)).text
+    unanswered = (await responses.answer(token)).text
+    answered = (await responses.answer(token, answer="accepted")).text
+    lines = [
+        render_notification(template, "pl", "nb", sample_context(template, "pl") | extra)
+        for template, extra in (
+            ("meeting_invitation", {}),
+            ("meeting_update", {}),
+            ("meeting_reminder", {"guardian": samples.sample_guardian(4, language="pl", rsvp="accepted")}),
+        )
+    ]
+
+    assert "Czy uda się przyjść?" in page
+    assert "Prosimy zaznaczyć odpowiedź" in unanswered
+    assert "Zapisana odpowiedź: tak, przyjdę." in answered
+    assert "Prosimy o SMS: TAK lub NIE, albo tutaj:" in lines[0].sms
+    assert "Prosimy o informację, czy uda się przyjść:" in lines[1].text
+    assert "Obecność na spotkaniu jest już potwierdzona." in lines[2].text
+    for text in (page, unanswered, answered, *(line.text + line.sms for line in lines)):
+        assert not [word for word in _POLISH_INFORMAL if word in text]
 
 
 async def test_a_form_with_no_answer_or_a_long_comment_is_shown_again_with_what_to_fix(
@@ -299,3 +334,22 @@ async def test_answers_from_one_link_are_rate_limited(
         metrics = (await responses.client.get("/metrics")).text
     assert 'notify_responses_rejected_links_total{reason="rate_limited",service="responses"} 1.0' in metrics
     assert token not in metrics
+
+
+async def test_when_no_database_connection_frees_up_in_time_the_parent_is_asked_to_come_back(
+    settings: ResponsesSettings, responses: RunningResponses, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    event = samples.meeting_created(recipients=[samples.sample_guardian(1)])
+    token = await _invite(settings, responses, event)
+
+    async def every_connection_taken(*args: object, **kwargs: object) -> None:
+        # What SQLAlchemy raises when the pool had no connection to give within its timeout.
+        raise PoolTimeoutError("QueuePool limit of size 5 overflow 10 reached")
+
+    monkeypatch.setattr(responses.runtime.store, "invitation", every_connection_taken)
+    busy = await responses.open(token)
+
+    assert busy.status_code == 503
+    assert busy.headers["Retry-After"] == "60"
+    assert "Mange foreldre svarer akkurat nå" in busy.text
+    assert "Vent noen minutter og prøv igjen." in busy.text

@@ -5,6 +5,10 @@ An answer and its event are written in one transaction (`ResponseStore.record_an
 away loses nothing: the events wait in the database and leave when it is back, oldest first. An event is marked
 published only after Kafka confirmed it (acks=all); a crash between the two publishes it again with the same
 CloudEvents id, which consumers deduplicate (the same at-least-once as every other service's events).
+
+With several replicas on one database only the relay holding the outbox lease publishes
+(`notify_responses.relay_lease`), so an event is not published by two replicas at once and one meeting's answers
+leave in the order they were given.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import random
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
+from notify_responses.relay_lease import RelayLease
 from notify_responses.store import OutboxEvent, ResponseStore
 
 logger = logging.getLogger(__name__)
@@ -28,8 +33,7 @@ BATCH = 100
 
 
 class OutboxRelay:
-    """One loop per replica. With several replicas on one PostgreSQL database an event may be published by two
-    of them at once; both carry the same event id (see the module docstring)."""
+    """One loop per replica; with a `lease`, only the replica holding it publishes (see the module docstring)."""
 
     def __init__(
         self,
@@ -40,6 +44,7 @@ class OutboxRelay:
         retry_max_seconds: float,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         on_published: Callable[[OutboxEvent], None] = lambda event: None,
+        lease: RelayLease | None = None,
     ) -> None:
         self._store = store
         self._publish = publish
@@ -47,6 +52,7 @@ class OutboxRelay:
         self._retry_max = retry_max_seconds
         self._clock = clock
         self._on_published = on_published
+        self._lease = lease
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
@@ -64,23 +70,46 @@ class OutboxRelay:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+        if self._lease is not None:
+            try:
+                await self._lease.release()
+            except Exception as error:
+                # Best effort: a standby takes over when the lease runs out anyway, and stopping must go on.
+                logger.warning("outbox relay: could not give up the lease (%s)", type(error).__name__)
 
     async def publish_waiting(self) -> int:
-        """Publish what waits, oldest first, stopping at the first event Kafka refuses (it raises). Returns how
-        many were published."""
+        """Publish what waits, oldest first, stopping at the first event Kafka refuses (it raises), or when another
+        replica holds the lease. Returns how many were published."""
         published = 0
-        while batch := await self._store.unpublished(BATCH):
-            for event in batch:
-                try:
-                    await self._publish(event)
-                except Exception:
-                    await self._store.count_attempt(event.position)
-                    raise
-                # Marked one by one: the next event may fail, and this one must not be published again.
-                await self._store.mark_published([event.position], at=self._clock())
-                self._on_published(event)
-                published += 1
+        while await self._holds_lease() and (batch := await self._store.unpublished(BATCH)):
+            done: list[OutboxEvent] = []
+            try:
+                for event in batch:
+                    # Checked before every event: a holder that stalled past its lease must not publish what the
+                    # replica that took over publishes too.
+                    if not await self._holds_lease():
+                        return published + len(done)
+                    try:
+                        await self._publish(event)
+                    except Exception:
+                        await self._store.count_attempt(event.position)
+                        raise
+                    done.append(event)
+            finally:
+                # What Kafka has is marked in one transaction per batch (one write per answer would compete with
+                # the answers' own); also when a later event failed, so none of these is published again.
+                if done:
+                    await self._store.mark_published([event.position for event in done], at=self._clock())
+                    for event in done:
+                        self._on_published(event)
+            published += len(done)
+            if len(batch) < BATCH:
+                # The outbox is empty now; an answer queued meanwhile has woken the relay for another round.
+                break
         return published
+
+    async def _holds_lease(self) -> bool:
+        return self._lease is None or await self._lease.hold()
 
     async def _run(self) -> None:
         failures = 0

@@ -4,14 +4,18 @@ A meeting, its invitations (with the guardians' phone numbers, to match SMS repl
 parents' comments) are needed until answers close at the meeting's start, and to show the "this meeting has
 passed" page a little after; they go the personal-data window after the meeting ended. The school has every
 answer as a `meeting.rsvp` event. Published outbox events and the ids of SMS replies seen go the same window
-after they were published or received. Erasing a guardian deletes their invitations and answers; an answer not
+after they were published or received, and the numbers that got an automatic SMS answer the window after that
+answer's day. Erasing a guardian deletes their invitations, answers and automatic-answer rows; an answer not
 yet published stays in the outbox until it is, then goes with the window.
 """
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import sqlalchemy as sa
 
+from notify_responses.auto_reply_cap import auto_replies
 from notify_responses.store import answers, invitations, meetings, outbox, sms_replies
 from notify_shared.retention.rules import RetentionRule, rows_of_guardian
 from notify_shared.retention.windows import Window
@@ -20,6 +24,22 @@ from notify_shared.retention.windows import Window
 def rules() -> list[RetentionRule]:
     # Invitations and answers before their meetings: each rule finds its rows through the meeting's end.
     return [
+        # Before the invitations: a guardian's numbers are found through them when the guardian is erased.
+        RetentionRule(
+            name="responses.auto_replies",
+            table=auto_replies,
+            holds="The numbers that got an automatic SMS answer, and the day: at most one a day per number.",
+            window=Window.PERSONAL_DATA,
+            # Needed until the end of its day (at most a day after it was sent), then the window runs.
+            expired=lambda cutoff: auto_replies.c.sent_at <= cutoff - timedelta(days=1),
+            of_guardian=lambda school_id, guardian_id: auto_replies.c.phone.in_(
+                sa.select(invitations.c.phone).where(
+                    invitations.c.school_id == school_id,
+                    invitations.c.guardian_id == guardian_id,
+                    invitations.c.phone.is_not(None),
+                )
+            ),
+        ),
         RetentionRule(
             name="responses.invitations",
             table=invitations,

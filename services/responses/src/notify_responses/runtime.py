@@ -4,21 +4,37 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import socket
+import uuid
+from contextlib import AsyncExitStack
 from datetime import UTC, datetime
 
+from notify_responses.auto_replies import AutoReplier, AutoReplyMode
+from notify_responses.auto_reply_cap import DailyAutoReplyCap
 from notify_responses.handlers import build_router
 from notify_responses.metrics import SERVICE, ResponsesMetrics
 from notify_responses.ratelimit import WindowLimit
 from notify_responses.relay import OutboxRelay
+from notify_responses.relay_lease import RelayLease
 from notify_responses.retention import rules as retention_rules
 from notify_responses.service import Clock, ResponsesService
 from notify_responses.settings import ResponsesSettings
 from notify_responses.store import OutboxEvent, ResponseStore
 from notify_shared.answer_links import AnswerLinkKeys
-from notify_shared.contract import CLOUDEVENTS_JSON, MeetingRsvp, NotificationDeadLettered, SmsReplyUnrecognised
+from notify_shared.contract import (
+    CLOUDEVENTS_JSON,
+    MeetingRsvp,
+    NotificationDeadLettered,
+    NotificationStatus,
+    SmsReplyUnrecognised,
+)
+from notify_shared.delivery import RetryWorker
+from notify_shared.delivery.assembly import open_dispatcher, retry_worker_for
 from notify_shared.kafka.broker import build_broker
 from notify_shared.kafka.decompression import install_decompression_limit
-from notify_shared.kafka.outbound import KafkaDeadLetterSink
+from notify_shared.kafka.outbound import KafkaDeadLetterSink, KafkaStatusSink
+from notify_shared.ledger.retention import ledger_rules
 from notify_shared.observability import Readiness
 from notify_shared.observability.http import database_check
 from notify_shared.retention.job import Retention, RetentionSchedule
@@ -28,6 +44,8 @@ logger = logging.getLogger(__name__)
 
 PUBLISH_TIMEOUT_SECONDS = 10.0
 """One publish to Kafka may take this long before the relay counts it as failed and backs off."""
+AUTO_REPLY_CONCURRENCY = 4
+"""Automatic SMS answers sent at once: each is one SMS, sent while its webhook call waits."""
 
 
 class Runtime:
@@ -55,6 +73,15 @@ class Runtime:
             title=f"{SERVICE}:sms.reply-unrecognised",
             description="SMS replies that could not be read as an answer, for the school to read.",
         )
+        self._status = KafkaStatusSink(
+            self.broker.publisher(
+                topics.notification_status,
+                schema=NotificationStatus,
+                title=f"{SERVICE}:notification.status",
+                description="The automatic SMS answers to SMS replies, step by step (ids only).",
+            ),
+            service=SERVICE,
+        )
         # A compressed batch is decompressed only up to KAFKA_MAX_RECORD_BYTES, as in every other service.
         install_decompression_limit(settings.kafka_max_record_bytes)
         dead_letters = KafkaDeadLetterSink(
@@ -77,6 +104,11 @@ class Runtime:
         self._service: ResponsesService | None = None
         self._relay: OutboxRelay | None = None
         self._retention: RetentionSchedule | None = None
+        self._delivery = AsyncExitStack()
+        self.retries: RetryWorker | None = None
+        """Sends the automatic answers held through quiet hours or waiting for the provider."""
+        self.auto_replier: AutoReplier | None = None
+        """None while RESPONSES_SMS_AUTO_REPLIES is off (or before start)."""
 
     @property
     def service(self) -> ResponsesService:
@@ -99,12 +131,15 @@ class Runtime:
     async def start(self) -> None:
         store = await ResponseStore.connect(self.settings.database_url)
         self._store = store
+        lease = RelayLease(store.engine, holder=f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+        await lease.create_schema()
         relay = OutboxRelay(
             store,
             self._publish,
             poll_interval_seconds=self.settings.relay_poll_interval.total_seconds(),
             retry_max_seconds=self.settings.relay_retry_max.total_seconds(),
             on_published=lambda event: self.metrics.events_published.labels(SERVICE).inc(),
+            lease=lease,
         )
         self._relay = relay
         service_clock = self._clock or (lambda: datetime.now(UTC))
@@ -117,12 +152,17 @@ class Runtime:
         self.metrics.on_scrape(outbox_waiting)
         self.readiness.add_check("database", database_check(store.engine))
         try:
+            await self._open_auto_replies(service_clock)
             await self.broker.start()
+            if self.retries is not None:
+                # After the broker: an answer held through quiet hours reports its status through it.
+                await self.retries.start()
         except BaseException:
             await self.stop()
             raise
         relay.start()
-        retention = Retention(store.engine, retention_rules(), self.settings.retention_windows, clock=service_clock)
+        rules = [*ledger_rules(), *retention_rules()]
+        retention = Retention(store.engine, rules, self.settings.retention_windows, clock=service_clock)
         self._retention = RetentionSchedule(
             retention, service=SERVICE, interval=self.settings.retention_interval, registry=self.metrics.registry
         )
@@ -140,12 +180,47 @@ class Runtime:
             await self._retention.stop()
         if self._relay is not None:
             await self._relay.stop()
+        if self.retries is not None:
+            # Before the broker: answers being sent finish and report their status first.
+            await self.retries.stop()
         try:
             await self.broker.stop()
         finally:
+            await self._delivery.aclose()
             if self._store is not None:
                 await self._store.aclose()
             self._store = self._service = self._relay = self._retention = None
+            self.retries = self.auto_replier = None
+
+    async def _open_auto_replies(self, clock: Clock) -> None:
+        # The delivery core (ledger, SMS channel, retry queue) in the service's own database, only when used.
+        settings = self.settings
+        if settings.sms_auto_replies is AutoReplyMode.OFF:
+            return
+        if "sms" in settings.delivers_to_outbox:
+            logger.warning(
+                "responses: no SMS provider is configured (SMS_PROVIDER), so the automatic answers to SMS replies go "
+                "to the development file outbox in %s; no parent receives them",
+                settings.outbox_dir,
+            )
+        ledger, dispatcher = await open_dispatcher(
+            settings,
+            status_sink=self._status,
+            resources=self._delivery,
+            concurrency=AUTO_REPLY_CONCURRENCY,
+            clock=clock,
+        )
+        cap = DailyAutoReplyCap(ledger.engine)
+        await cap.create_schema()
+        self.retries = retry_worker_for(settings, dispatcher, clock=clock)
+        self.auto_replier = AutoReplier(
+            cap=cap,
+            dispatcher=dispatcher,
+            mode=settings.sms_auto_replies,
+            quiet_hours=settings.quiet_hours,
+            public_base_url=settings.public_url,
+            clock=clock,
+        )
 
     async def _publish(self, event: OutboxEvent) -> None:
         async with asyncio.timeout(PUBLISH_TIMEOUT_SECONDS):

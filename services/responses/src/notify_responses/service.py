@@ -192,6 +192,7 @@ class ResponsesService:
             timezone=school.timezone,
             written_standard=school.written_standard,
             cancelled=isinstance(event, MeetingCancelled),
+            sms_sender_id=school.sms_sender_id,
         )
         await self._store.save_meeting(row, invited, event_time=(event.time or self._clock()).astimezone(UTC))
         logger.info(
@@ -218,13 +219,17 @@ class ResponsesService:
 
     async def record(self, token: str, fields: Mapping[str, str], *, via: AnswerChannel) -> Recorded:
         """Record the answer posted with `token`; the caller has checked the form's anti-forgery value."""
-        link = await self.check(token)
-        if link.state is not LinkState.OPEN or link.invitation is None:
-            return Recorded(RecordResult.CLOSED, link)
-        form = AnswerForm.from_fields(fields)
-        if form.problems or form.answer is None:
-            return Recorded(RecordResult.NEEDS_FIXING, link, form)
         now = self.now()
+        form = AnswerForm.from_fields(fields)
+        try:
+            reference = self._keys.verify(token, now=now).invitation.hex()
+        except TokenRejectedError:
+            return Recorded(RecordResult.CLOSED, await self.check(token))
+        if form.problems or form.answer is None:
+            link = await self.check(token)
+            if link.state is not LinkState.OPEN or link.invitation is None:
+                return Recorded(RecordResult.CLOSED, link)
+            return Recorded(RecordResult.NEEDS_FIXING, link, form)
         stored = StoredAnswer(
             answer=form.answer,
             interpreter_language=form.interpreter_language if form.needs_interpreter else None,
@@ -232,10 +237,12 @@ class ResponsesService:
             via=via,
             answered_at=now,
         )
-        result, state = await self._store_answer(link.invitation.invitation, stored)
+        # One transaction reads the invitation and stores the answer: a valid answer costs no separate read.
+        result, state = await self._store_answer(reference, stored)
+        link = LinkCheck(_state_of(state, now), _language_of(state), state)
         if state is None or result is RecordResult.CLOSED:
-            return Recorded(RecordResult.CLOSED, LinkCheck(_state_of(state, now), link.language, state), form)
-        return Recorded(result, LinkCheck(LinkState.OPEN, link.language, state), form)
+            return Recorded(RecordResult.CLOSED, link, form)
+        return Recorded(result, link, form)
 
     async def record_sms_reply(self, *, phone: str, text: str) -> SmsReplyOutcome:
         """Record a reply to the invitation SMS from `phone` (E.164) as the answer to the guardian's latest open
@@ -258,25 +265,29 @@ class ResponsesService:
             via=AnswerChannel.SMS,
             answered_at=now,
         )
-        result, _ = await self._store_answer(state.invitation, stored)
-        return SmsReplyOutcome(result, answer=answer)
+        result, _ = await self._store_answer(state.invitation.reference, stored)
+        return SmsReplyOutcome(result, answer=answer, invitation=state)
 
     async def record_unknown_sender(self, text: str) -> SmsReplyOutcome:
         """A reply whose sender is not a phone number (an alphanumeric sender, a malformed one): for the school."""
         return await self._unrecognised(UnrecognisedReason.UNKNOWN_NUMBER, None, text, self.now())
 
-    async def _store_answer(
-        self, invitation: GuardianInvitation, stored: StoredAnswer
-    ) -> tuple[RecordResult, InvitationState | None]:
+    async def _store_answer(self, reference: str, stored: StoredAnswer) -> tuple[RecordResult, InvitationState | None]:
         now = stored.answered_at
-        event = _rsvp_event(invitation, stored)
+        queued: list[OutboxEvent] = []
+
+        def event(invitation: GuardianInvitation) -> OutboxEvent:
+            queued.append(_rsvp_event(invitation, stored))
+            return queued[-1]
+
         changed, state = await self._store.record_answer(
-            invitation.reference, stored, event=event, accept=lambda current: _state_of(current, now) is LinkState.OPEN
+            reference, stored, event=event, accept=lambda current: _state_of(current, now) is LinkState.OPEN
         )
         if state is None or _state_of(state, now) is not LinkState.OPEN:
             return RecordResult.CLOSED, state
         if not changed:
             return RecordResult.UNCHANGED, state
+        invitation = state.invitation
         self._on_queued()
         logger.info(
             "answer %s via %s for meeting %s of school %s by guardian %s: event %s queued",
@@ -285,7 +296,7 @@ class ResponsesService:
             invitation.meeting_id,
             invitation.school_id,
             invitation.guardian_id,
-            event.event_id,
+            queued[-1].event_id,
         )
         return RecordResult.RECORDED, state
 
@@ -315,7 +326,7 @@ class ResponsesService:
             invitation.guardian_id if invitation else None,
             event.id,
         )
-        return SmsReplyOutcome(RecordResult.UNRECOGNISED, reason=reason)
+        return SmsReplyOutcome(RecordResult.UNRECOGNISED, reason=reason, invitation=state)
 
 
 @dataclass(frozen=True)
@@ -323,6 +334,8 @@ class SmsReplyOutcome:
     result: RecordResult
     answer: Rsvp | None = None
     reason: UnrecognisedReason | None = None
+    invitation: InvitationState | None = None
+    """The invitation the reply was matched with, if the number had one (for the automatic answer)."""
 
 
 def _state_of(state: InvitationState | None, now: datetime) -> LinkState:

@@ -7,7 +7,9 @@ from datetime import timedelta
 from pydantic import Field, model_validator
 from pydantic_settings import SettingsConfigDict
 
+from notify_responses.auto_replies import AutoReplyMode
 from notify_shared.answer_links import AnswerLinkSettings
+from notify_shared.quiet_hours import QuietHours
 from notify_shared.settings import Duration, ServiceSettings
 
 
@@ -53,6 +55,20 @@ class ResponsesSettings(ServiceSettings, AnswerLinkSettings):
         gt=timedelta(0),
         validation_alias="RESPONSES_RELAY_RETRY_MAX",
         description="Longest wait between two tries to publish while Kafka refuses events.",
+    )
+
+    sms_auto_replies: AutoReplyMode = Field(
+        default=AutoReplyMode.HELP_AND_CONFIRMATION,
+        validation_alias="RESPONSES_SMS_AUTO_REPLIES",
+        description="Automatic SMS answers to SMS replies, at most one per number per day: `off`, `help` (to a "
+        'reply that is no answer or comes when nothing is open) or `help_and_confirmation` (also "we have '
+        'recorded: coming").',
+    )
+    quiet_hours: QuietHours = Field(
+        default_factory=QuietHours,
+        validation_alias="RESPONSES_QUIET_HOURS",
+        description='JSON {"start": "21:00", "end": "07:00"}: local times in which an automatic SMS answer waits '
+        "for the end.",
     )
 
     @model_validator(mode="after")

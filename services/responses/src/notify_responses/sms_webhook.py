@@ -124,4 +124,10 @@ async def _handle(runtime: Runtime, provider: str, message_id: str, sender: str,
     answer: dict[str, Any] = {"outcome": outcome.result.value}
     if outcome.reason is not None:
         answer["reason"] = outcome.reason.value
+    if phone is not None and runtime.auto_replier is not None:
+        # The reply is recorded (and its event queued) before this: an automatic answer that fails loses nothing.
+        auto_reply = await runtime.auto_replier.answer(
+            phone=phone, text=text, outcome=outcome, reply_id=f"{provider}:{message_id}"
+        )
+        answer["auto_reply"] = auto_reply.value if auto_reply is not None else None
     return answer

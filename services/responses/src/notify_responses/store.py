@@ -51,6 +51,7 @@ meetings = sa.Table(
     sa.Column("timezone", sa.String(100), nullable=False, comment="The school's: the page shows local times"),
     sa.Column("written_standard", sa.String(10), nullable=False, comment="The school's fallback language"),
     sa.Column("cancelled", sa.Boolean, nullable=False),
+    sa.Column("sms_sender_id", sa.String(11), nullable=True, comment="The school's: signs automatic SMS answers"),
 )
 
 invitations = sa.Table(
@@ -116,6 +117,7 @@ class MeetingRow:
     timezone: str
     written_standard: str
     cancelled: bool
+    sms_sender_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -171,6 +173,7 @@ class ResponseStore:
         engine = create_engine(url)
         try:
             await create_schema(engine, metadata)
+            await _add_sender_id_column(engine)
         except BaseException:
             await engine.dispose()
             raise
@@ -257,10 +260,11 @@ class ResponseStore:
         reference: str,
         answer: StoredAnswer,
         *,
-        event: OutboxEvent,
+        event: Callable[[GuardianInvitation], OutboxEvent],
         accept: Callable[[InvitationState], bool],
     ) -> tuple[bool, InvitationState | None]:
-        """Store `answer` and queue `event`, in one transaction, unless it is the answer already stored.
+        """Store `answer` and queue the event `event` makes for the invitation, in one transaction, unless it is the
+        answer already stored.
 
         `accept` looks at the invitation as it stands inside the transaction and says whether it may be answered
         (invited, meeting not started or cancelled). Returns whether anything changed, and that state.
@@ -279,6 +283,7 @@ class ResponseStore:
             if current is not None and _same_answer(current, answer):
                 return False, state
             invitation = state.invitation
+            queued = event(invitation)
             await _upsert(
                 connection,
                 answers,
@@ -296,10 +301,10 @@ class ResponseStore:
             )
             await connection.execute(
                 sa.insert(outbox).values(
-                    event_id=event.event_id,
-                    event_type=event.event_type,
-                    kafka_key=event.key,
-                    value=event.value,
+                    event_id=queued.event_id,
+                    event_type=queued.event_type,
+                    kafka_key=queued.key,
+                    value=queued.value,
                     created_at=answer.answered_at,
                     attempts=0,
                 )
@@ -338,6 +343,20 @@ class ResponseStore:
         return int(count or 0)
 
 
+async def _add_sender_id_column(engine: AsyncEngine) -> None:
+    # A database made before the automatic SMS answers has no sender id column; its meetings get one with their
+    # next event, and until then no automatic answer is sent for them.
+    async with engine.begin() as connection:
+        columns = await connection.run_sync(
+            lambda sync: {column["name"] for column in sa.inspect(sync).get_columns(meetings.name)}
+        )
+        if "sms_sender_id" in columns:
+            return
+        # IF NOT EXISTS: replicas starting together on PostgreSQL (SQLite's BEGIN IMMEDIATE already serialises them).
+        guard = "IF NOT EXISTS " if connection.dialect.name == "postgresql" else ""
+        await connection.execute(sa.text(f"ALTER TABLE {meetings.name} ADD COLUMN {guard}sms_sender_id VARCHAR(11)"))
+
+
 def _same_answer(current: StoredAnswer, new: StoredAnswer) -> bool:
     return (current.answer, current.interpreter_language, current.comment) == (
         new.answer,
@@ -370,6 +389,7 @@ async def _invitation_state(connection: AsyncConnection, reference: str) -> Invi
                 meetings.c.timezone,
                 meetings.c.written_standard,
                 meetings.c.cancelled,
+                meetings.c.sms_sender_id,
                 answers.c.answer,
                 answers.c.interpreter_language,
                 answers.c.comment,
@@ -401,6 +421,7 @@ async def _invitation_state(connection: AsyncConnection, reference: str) -> Invi
         timezone=row.timezone,
         written_standard=row.written_standard,
         cancelled=row.cancelled,
+        sms_sender_id=row.sms_sender_id,
     )
     answer = None
     if row.answer is not None:

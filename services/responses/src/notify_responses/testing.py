@@ -42,6 +42,8 @@ def isolated_settings(*, kafka_bootstrap: str, work_dir: Path, **overrides: Any)
         "public_base_url": PUBLIC_BASE_URL,
         "relay_poll_interval": 0.05,
         "relay_retry_max": 0.5,
+        # The automatic SMS answers land in the test's own file outbox, not the working directory's.
+        "outbox_dir": work_dir / "outbox",
     }
     return ResponsesSettings(**(fields | overrides))
 

@@ -56,7 +56,7 @@ def _digest_sections() -> tuple[DigestSection, ...]:
     )
 
 
-def sample_context(template: str, language: str = "nb") -> dict[str, object]:
+def sample_context(template: str, language: str = "nb") -> dict[str, object]:  # noqa: PLR0911 - one return per template reads best
     """The context `template` gets for a guardian who reads `language`.
 
     Raises `UnknownTemplateError` for a name that has no template.
@@ -106,4 +106,7 @@ def sample_context(template: str, language: str = "nb") -> dict[str, object]:
             "message_count": sum(len(section.messages) for section in sections),
             "absence_count": sum(len(section.absences) for section in sections),
         }
+    if template == "sms_reply":
+        # The responses service's answer to an SMS reply it could not read (notify_responses.auto_replies).
+        return common | {"reply_kind": "not_understood", "answer": None}
     raise UnknownTemplateError(f"no sample context for template {template!r}")  # a new template needs one here
