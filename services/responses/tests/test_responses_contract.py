@@ -29,6 +29,7 @@ def test_the_asyncapi_document_describes_meetings_and_talk_offers_in_and_answers
         "talk.cancelled",
         "talk.moved",
         "talks.offered",
+        "talks.round_closed",
     ]
     assert {"MeetingRsvp", "GuardianAnswer", "AnswerChannel"} <= set(document["components"]["schemas"])
     assert {"TalksOffered", "TalkBooked", "TalkMoved", "TalkCancelled"} <= set(document["components"]["schemas"])

@@ -14,6 +14,7 @@ from notify_responses.retention import rules as retention_rules
 from notify_responses.service import Clock, ResponsesService
 from notify_responses.settings import ResponsesSettings
 from notify_responses.store import OutboxEvent, ResponseStore
+from notify_responses.talks_closing import RoundCloser
 from notify_responses.talks_handlers import build_talks_router
 from notify_responses.talks_service import TalksService
 from notify_responses.talks_store import TalkStore, create_talk_tables
@@ -26,6 +27,7 @@ from notify_shared.contract import (
     TalkBooked,
     TalkCancelled,
     TalkMoved,
+    TalksRoundClosed,
 )
 from notify_shared.kafka.broker import build_broker
 from notify_shared.kafka.decompression import install_decompression_limit
@@ -33,7 +35,7 @@ from notify_shared.kafka.outbound import KafkaDeadLetterSink
 from notify_shared.observability import Readiness
 from notify_shared.observability.http import database_check
 from notify_shared.retention.job import Retention, RetentionSchedule
-from notify_shared.topics import SMS_REPLY_UNRECOGNISED, TALK_BOOKED, TALK_CANCELLED, TALK_MOVED
+from notify_shared.topics import SMS_REPLY_UNRECOGNISED, TALK_BOOKED, TALK_CANCELLED, TALK_MOVED, TALKS_ROUND_CLOSED
 
 logger = logging.getLogger(__name__)
 
@@ -78,6 +80,7 @@ class Runtime:
                 (TALK_BOOKED, TalkBooked, "A guardian booked a development talk for a pupil, keyed by round id."),
                 (TALK_MOVED, TalkMoved, "A guardian moved a pupil's development talk, keyed by round id."),
                 (TALK_CANCELLED, TalkCancelled, "A pupil's development talk was cancelled, keyed by round id."),
+                (TALKS_ROUND_CLOSED, TalksRoundClosed, "Booking closed: the pupils still without a talk, by round id."),
             )
         }
         # A compressed batch is decompressed only up to KAFKA_MAX_RECORD_BYTES, as in every other service.
@@ -112,6 +115,7 @@ class Runtime:
         self._talks: TalksService | None = None
         self._relay: OutboxRelay | None = None
         self._retention: RetentionSchedule | None = None
+        self._round_closer = RoundCloser(lambda: self.talks)
 
     @property
     def service(self) -> ResponsesService:
@@ -167,6 +171,7 @@ class Runtime:
             await self.stop()
             raise
         relay.start()
+        self._round_closer.start()
         retention = Retention(store.engine, retention_rules(), self.settings.retention_windows, clock=service_clock)
         self._retention = RetentionSchedule(
             retention, service=SERVICE, interval=self.settings.retention_interval, registry=self.metrics.registry
@@ -183,6 +188,7 @@ class Runtime:
         self.readiness.remove_check("database")
         if self._retention is not None:
             await self._retention.stop()
+        await self._round_closer.stop()
         if self._relay is not None:
             await self._relay.stop()
         try:

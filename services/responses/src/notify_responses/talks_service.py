@@ -16,24 +16,16 @@ from enum import StrEnum
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from notify_responses import talks_events
 from notify_responses import talks_store as db
-from notify_responses.service import SOURCE, Clock
+from notify_responses.service import Clock
 from notify_responses.store import OutboxEvent
-from notify_responses.talks_store import BookingRow, BookingView, GuardianRow, Offer, PupilRow, RoundRow, SlotRow
-from notify_shared.answer_links import AnswerLinkKeys, Rejection, TokenRejectedError, booking_reference
+from notify_responses.talks_store import BookingRow, BookingView, GuardianRow, RoundRow
+from notify_shared.answer_links import AnswerLinkKeys, Rejection, TokenRejectedError
 from notify_shared.contract import (
     CancellationReason,
-    CloudEvent,
-    TalkBooked,
-    TalkBooking,
-    TalkCancellation,
-    TalkCancelled,
-    TalkMove,
-    TalkMoved,
     TalksOffered,
-    partition_key,
 )
-from notify_shared.ids import new_event_id
 from notify_shared.rendering.languages import choose_language
 
 logger = logging.getLogger(__name__)
@@ -108,7 +100,7 @@ class TalksService:
         """Store the round as `event` offers it, unless an offer with the same or a newer `time` was applied.
         Bookings of withdrawn slots or pupils are cancelled, each with its `talk.cancelled`. Returns whether the
         offer was applied."""
-        offer = _offer_of(event, self.now())
+        offer = talks_events.offer_of(event, self.now())
         row = offer.round
         offered_slots = {slot.slot_id for slot in offer.slots}
         offered_pupils = {pupil.pupil_id for pupil in offer.pupils}
@@ -134,10 +126,16 @@ class TalksService:
                 await db.delete_booking(connection, row.school_id, row.round_id, booking.pupil_id)
                 slot = await db.slot_of(connection, row.school_id, row.round_id, booking.slot_id)
                 assert slot is not None, "a booking's slot exists (foreign key)"
-                event_out = _cancelled_event(row, booking, slot, reason=reason, guardian_id=None, at=self.now())
+                event_out = talks_events.cancelled_event(
+                    row, booking, slot, reason=reason, guardian_id=None, at=self.now()
+                )
                 await db.queue(connection, event_out, at=self.now())
                 cancelled += 1
             await db.save_round(connection, row, exists=current is not None)
+            if row.closes_at > self.now():
+                # An offer that moves the closing time later reopens a round already announced closed: it is
+                # announced again when the new time comes.
+                await db.mark_closed(connection, row.school_id, row.round_id, None)
             await db.replace_slots(connection, row.school_id, row.round_id, offer.slots)
             await db.replace_pupils(connection, offer)
         if cancelled:
@@ -154,6 +152,35 @@ class TalksService:
             cancelled,
         )
         return True
+
+    async def close_due_rounds(self, *, batch: int = 20) -> int:
+        """Announce every round whose booking window has closed: one `talks.round_closed` each, with the pupils
+        still without a booking, queued in the transaction that marks the round closed (so exactly one, across
+        replicas and restarts). Returns how many rounds were closed."""
+        closed = 0
+        while True:
+            now = self.now()
+            async with self._store.engine.begin() as connection:
+                due = await db.rounds_to_close(connection, now, batch)
+                for round_row in due:
+                    without = await db.pupils_without_booking(connection, round_row.school_id, round_row.round_id)
+                    booked = len(await db.round_bookings(connection, round_row.school_id, round_row.round_id))
+                    await db.queue(
+                        connection, talks_events.round_closed_event(round_row, without, booked, at=now), at=now
+                    )
+                    await db.mark_closed(connection, round_row.school_id, round_row.round_id, now)
+                    logger.info(
+                        "round %s of school %s closed: %d booked, %d without a booking",
+                        round_row.round_id,
+                        round_row.school_id,
+                        booked,
+                        len(without),
+                    )
+            closed += len(due)
+            if due:
+                self._on_queued()
+            if len(due) < batch:
+                return closed
 
     async def page(self, token: str) -> BookingPage:
         """What `token` leads to now. Reads only: opening a link never changes anything."""
@@ -260,7 +287,7 @@ class TalksService:
             await connection.execute(
                 db.bookings.insert().values(school_id=school_id, round_id=round_id, **vars(booking))
             )
-            event = _booked_event(round_row, booking, slot)
+            event = talks_events.booked_event(round_row, booking, slot)
             outcome = Outcome.BOOKED
         else:
             await connection.execute(
@@ -272,7 +299,7 @@ class TalksService:
                 )
                 .values(**vars(booking))
             )
-            event = _moved_event(round_row, booking, slot, previous_slot_id=current.slot_id)
+            event = talks_events.moved_event(round_row, booking, slot, previous_slot_id=current.slot_id)
             outcome = Outcome.MOVED
         await db.queue(connection, event, at=now)
         return outcome, event
@@ -291,7 +318,7 @@ class TalksService:
         assert slot is not None, "a booking's slot exists (foreign key)"
         await db.delete_booking(connection, school_id, round_id, guardian.pupil_id)
         now = self.now()
-        event = _cancelled_event(
+        event = talks_events.cancelled_event(
             round_row, current, slot, reason=CancellationReason.BY_GUARDIAN, guardian_id=guardian.guardian_id, at=now
         )
         await db.queue(connection, event, at=now)
@@ -312,107 +339,3 @@ def _language_of(view: BookingView | None) -> str:
     if view is None:
         return choose_language(None, None)
     return choose_language(view.guardian.language, view.round.written_standard)
-
-
-def _offer_of(event: TalksOffered, now: datetime) -> Offer:
-    data = event.data
-    school = data.school
-    teacher_names = {teacher.teacher_id: teacher.name for teacher in data.teachers}
-    slots = [
-        SlotRow(
-            slot_id=slot.slot_id,
-            starts_at=slot.starts_at.astimezone(UTC),
-            ends_at=slot.ends_at.astimezone(UTC),
-            teacher_id=slot.teacher_id,
-            teacher_name=teacher_names[slot.teacher_id],
-            place=slot.place,
-            video_link=slot.video_link,
-        )
-        for slot in data.slots
-    ]
-    guardians = [
-        GuardianRow(
-            reference=booking_reference(school.id, data.round_id, pupil.pupil_id, guardian.guardian_id).hex(),
-            pupil_id=pupil.pupil_id,
-            guardian_id=guardian.guardian_id,
-            language=guardian.language,
-        )
-        for pupil in data.pupils
-        for guardian in pupil.guardians
-        # A guardian without parental responsibility, or blocked by the school, gets no link and cannot book.
-        if guardian.may_receive_routine_notifications
-    ]
-    round_row = RoundRow(
-        school_id=school.id,
-        round_id=data.round_id,
-        school_name=school.name,
-        title=data.title,
-        class_name=data.class_name,
-        timezone=school.timezone,
-        written_standard=school.written_standard,
-        pupil_present=data.pupil_present,
-        opens_at=data.booking_opens_at.astimezone(UTC),
-        closes_at=data.booking_closes_at.astimezone(UTC),
-        last_talk_ends_at=max((slot.ends_at for slot in slots), default=data.booking_closes_at.astimezone(UTC)),
-        offered_at=(event.time or now).astimezone(UTC),
-    )
-    pupils = [PupilRow(pupil.pupil_id, pupil.first_name) for pupil in data.pupils]
-    return Offer(round_row, slots, pupils, guardians)
-
-
-def _facts(round_row: RoundRow, booking: BookingRow, slot: SlotRow) -> dict[str, object]:
-    return {
-        "school_id": round_row.school_id,
-        "round_id": round_row.round_id,
-        "pupil_id": booking.pupil_id,
-        "slot_id": slot.slot_id,
-        "starts_at": slot.starts_at,
-        "ends_at": slot.ends_at,
-        "teacher_id": slot.teacher_id,
-    }
-
-
-def _booked_event(round_row: RoundRow, booking: BookingRow, slot: SlotRow) -> OutboxEvent:
-    data = TalkBooking.model_validate(
-        _facts(round_row, booking, slot) | {"guardian_id": booking.guardian_id, "booked_at": booking.booked_at}
-    )
-    return _outbox_event(
-        TalkBooked(id=new_event_id(), source=SOURCE, time=booking.booked_at, subject=round_row.round_id, data=data)
-    )
-
-
-def _moved_event(round_row: RoundRow, booking: BookingRow, slot: SlotRow, *, previous_slot_id: str) -> OutboxEvent:
-    data = TalkMove.model_validate(
-        _facts(round_row, booking, slot)
-        | {"guardian_id": booking.guardian_id, "previous_slot_id": previous_slot_id, "moved_at": booking.booked_at}
-    )
-    return _outbox_event(
-        TalkMoved(id=new_event_id(), source=SOURCE, time=booking.booked_at, subject=round_row.round_id, data=data)
-    )
-
-
-def _cancelled_event(
-    round_row: RoundRow,
-    booking: BookingRow,
-    slot: SlotRow,
-    *,
-    reason: CancellationReason,
-    guardian_id: str | None,
-    at: datetime,
-) -> OutboxEvent:
-    data = TalkCancellation.model_validate(
-        _facts(round_row, booking, slot) | {"reason": reason, "guardian_id": guardian_id, "cancelled_at": at}
-    )
-    return _outbox_event(
-        TalkCancelled(id=new_event_id(), source=SOURCE, time=at, subject=round_row.round_id, data=data)
-    )
-
-
-def _outbox_event(event: CloudEvent) -> OutboxEvent:
-    return OutboxEvent(
-        position=0,  # given by the database
-        event_id=event.id,
-        event_type=event.type,
-        key=partition_key(event),
-        value=event.model_dump_json(exclude_none=True).encode(),
-    )

@@ -49,6 +49,8 @@ rounds = sa.Table(
     sa.Column("closes_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("last_talk_ends_at", sa.DateTime(timezone=True), nullable=False, comment="For the retention rules"),
     sa.Column("offered_at", sa.DateTime(timezone=True), nullable=False, comment="`time` of the offer applied"),
+    sa.Column("closed_at", sa.DateTime(timezone=True), nullable=True, comment="When talks.round_closed was queued"),
+    sa.Index("ix_talk_rounds_closing", "closed_at", "closes_at"),
 )
 
 slots = sa.Table(
@@ -404,6 +406,35 @@ async def booking_view(connection: AsyncConnection, reference: str) -> BookingVi
         slots=tuple(_slot_row(row) for row in slot_rows),
         taken=frozenset(taken.scalars()),
     )
+
+
+async def rounds_to_close(connection: AsyncConnection, now: datetime, limit: int) -> list[RoundRow]:
+    """Rounds whose window has closed and whose closing is not yet announced, locked for this transaction (on
+    PostgreSQL a round another replica is closing is skipped, not waited for)."""
+    query = (
+        sa.select(rounds)
+        .where(rounds.c.closed_at.is_(None), rounds.c.closes_at <= now)
+        .order_by(rounds.c.closes_at)
+        .limit(limit)
+    )
+    if connection.dialect.name == "postgresql":
+        query = query.with_for_update(skip_locked=True)
+    return [_round_row(row) for row in await connection.execute(query)]
+
+
+async def pupils_without_booking(connection: AsyncConnection, school_id: str, round_id: str) -> list[str]:
+    booked = sa.select(bookings.c.pupil_id).where(_round_key(bookings, school_id, round_id))
+    rows = await connection.execute(
+        sa.select(pupils.c.pupil_id)
+        .where(_round_key(pupils, school_id, round_id), pupils.c.pupil_id.not_in(booked))
+        .order_by(pupils.c.pupil_id)
+    )
+    return list(rows.scalars())
+
+
+async def mark_closed(connection: AsyncConnection, school_id: str, round_id: str, at: datetime | None) -> None:
+    """Record that the round's closing was announced (`at`), or that a new offer reopened it (None)."""
+    await connection.execute(sa.update(rounds).where(_round_key(rounds, school_id, round_id)).values(closed_at=at))
 
 
 class TalkStore:
