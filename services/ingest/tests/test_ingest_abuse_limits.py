@@ -103,6 +103,22 @@ async def test_an_sms_number_outside_the_allowed_countries_is_403_naming_the_rec
     assert await _nothing_published(settings, event)
 
 
+async def test_a_talks_offer_with_a_guardians_number_abroad_is_403_naming_that_guardian(
+    ingest: RunningIngest, settings: IngestSettings
+) -> None:
+    pupils = samples.sample_talk_pupils(2)
+    abroad = pupils[1].guardians[0].model_copy(update={"phone": "+46701234567"})
+    pupils[1] = pupils[1].model_copy(update={"guardians": (abroad, pupils[1].guardians[1])})
+    event = samples.talks_offered(pupils=pupils)
+
+    response = await ingest.post_event(_document(event))
+
+    assert response.status_code == 403
+    assert [error["field"] for error in response.json()["errors"]] == ["data.pupils.1.guardians.0.phone"]
+    assert "701234567" not in response.text
+    assert await _nothing_published(settings, event)
+
+
 @pytest.fixture
 async def nordic_ingest(settings: IngestSettings) -> AsyncIterator[RunningIngest]:
     async with running_ingest(settings.model_copy(update={"sms_countries": frozenset({"NO", "SE"})})) as running:

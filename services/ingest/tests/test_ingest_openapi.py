@@ -37,6 +37,7 @@ def test_the_document_describes_the_event_body_the_keys_and_every_answer() -> No
         "meeting.cancelled",
         "message.posted",
         "absence.noted",
+        "talks.offered",
     }
     for reference in body_schema["discriminator"]["mapping"].values():
         assert reference.removeprefix("#/components/schemas/") in document["components"]["schemas"]

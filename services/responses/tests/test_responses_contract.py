@@ -15,7 +15,7 @@ def test_the_committed_asyncapi_document_is_up_to_date() -> None:
     assert asyncapi_document() == committed, "stale: run scripts/regenerate-contract and commit the result"
 
 
-def test_the_asyncapi_document_describes_the_meetings_in_and_the_answers_and_their_statuses_out() -> None:
+def test_the_asyncapi_document_describes_meetings_and_talk_offers_in_and_answers_and_bookings_out() -> None:
     document = json.loads(COMMITTED.read_text(encoding="utf-8"))
     addresses = sorted(channel["address"] for channel in document["channels"].values())
     assert addresses == [
@@ -26,5 +26,11 @@ def test_the_asyncapi_document_describes_the_meetings_in_and_the_answers_and_the
         "notification.dead-letter",
         "notification.status",  # the automatic SMS answers to SMS replies
         "sms.reply-unrecognised",
+        "talk.booked",
+        "talk.cancelled",
+        "talk.moved",
+        "talks.offered",
+        "talks.round_closed",
     ]
     assert {"MeetingRsvp", "GuardianAnswer", "AnswerChannel"} <= set(document["components"]["schemas"])
+    assert {"TalksOffered", "TalkBooked", "TalkMoved", "TalkCancelled"} <= set(document["components"]["schemas"])

@@ -14,6 +14,9 @@ enough for an SMS and to say nothing about anyone:
 school's systems (and the responses service, which learns them from the meeting events) can map back. The
 signature binds key id, expiry and invitation together, so changing any character makes the token invalid.
 
+Booking links for development talks (`PUBLIC_BASE_URL/b/<token>`) are the same tokens, carrying a
+`booking_reference` of school, round, pupil and guardian instead, and expiring when booking closes.
+
 Keys are rotated by key id: one key signs (`ANSWER_LINK_SIGNING_KEY_ID`), every key listed in
 `ANSWER_LINK_KEYS` verifies, so links sent before a rotation keep working until their key is removed.
 """
@@ -51,6 +54,8 @@ LATEST_EXPIRY: Final = datetime(2106, 2, 7, tzinfo=UTC)
 
 ANSWER_PATH: Final = "/r/"
 """The path of the answer page, before the token."""
+BOOKING_PATH: Final = "/b/"
+"""The path of the development-talk booking page, before the token."""
 
 
 class Rejection(StrEnum):
@@ -84,6 +89,15 @@ def invitation_reference(school_id: str, meeting_id: str, guardian_id: str) -> b
     """
     joined = "\x1f".join((school_id, meeting_id, guardian_id)).encode()
     return hashlib.sha256(b"notify-invitation/1\x00" + joined).digest()[:_INVITATION_BYTES]
+
+
+def booking_reference(school_id: str, round_id: str, pupil_id: str, guardian_id: str) -> bytes:
+    """The 9-byte reference a booking token carries: one guardian's link to book one pupil's talk in one round.
+
+    Hashed under its own prefix, so that no booking reference can equal an invitation reference.
+    """
+    joined = "\x1f".join((school_id, round_id, pupil_id, guardian_id)).encode()
+    return hashlib.sha256(b"notify-talk-booking/1\x00" + joined).digest()[:_INVITATION_BYTES]
 
 
 @dataclass(frozen=True)
@@ -121,12 +135,26 @@ class AnswerLinkKeys:
 
     def sign(self, *, school_id: str, meeting_id: str, guardian_id: str, expires_at: datetime) -> str:
         """A token for this guardian's answer to this meeting, valid until `expires_at` (the meeting's start)."""
+        return self.sign_reference(invitation_reference(school_id, meeting_id, guardian_id), expires_at=expires_at)
+
+    def sign_booking(
+        self, *, school_id: str, round_id: str, pupil_id: str, guardian_id: str, expires_at: datetime
+    ) -> str:
+        """A token for this guardian's booking of this pupil's development talk in this round, valid until
+        `expires_at` (when booking closes). The same form as an answer token; only the reference differs."""
+        reference = booking_reference(school_id, round_id, pupil_id, guardian_id)
+        return self.sign_reference(reference, expires_at=expires_at)
+
+    def sign_reference(self, reference: bytes, *, expires_at: datetime) -> str:
+        """A token carrying `reference` (9 bytes, from `invitation_reference` or `booking_reference`)."""
+        if len(reference) != _INVITATION_BYTES:
+            raise ValueError(f"a reference is {_INVITATION_BYTES} bytes")
         if expires_at.tzinfo is None:
             raise ValueError("expires_at must be timezone-aware")
         if expires_at >= LATEST_EXPIRY:
             raise ValueError("expires_at is too far in the future for a token")
         seconds = max(int(expires_at.timestamp()), 0)
-        head = seconds.to_bytes(_EXPIRES_BYTES, "big") + invitation_reference(school_id, meeting_id, guardian_id)
+        head = seconds.to_bytes(_EXPIRES_BYTES, "big") + reference
         body = head + self._signature(self._signing_key_id, head)
         return self._signing_key_id + base64.urlsafe_b64encode(body).rstrip(b"=").decode("ascii")
 
@@ -178,6 +206,11 @@ class AnswerLinkKeys:
 def answer_url(public_base_url: str, token: str) -> str:
     """The link a parent opens: `PUBLIC_BASE_URL/r/<token>`."""
     return public_base_url.rstrip("/") + ANSWER_PATH + token
+
+
+def booking_url(public_base_url: str, token: str) -> str:
+    """The link a parent opens to book a development talk: `PUBLIC_BASE_URL/b/<token>`."""
+    return public_base_url.rstrip("/") + BOOKING_PATH + token
 
 
 def _check_key(key_id: str, key: bytes) -> None:

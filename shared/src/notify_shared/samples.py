@@ -29,6 +29,11 @@ from notify_shared.contract import (
     Pupil,
     Recipient,
     School,
+    TalkPupil,
+    TalkRound,
+    TalkSlot,
+    TalksOffered,
+    Teacher,
 )
 
 OSLO = ZoneInfo("Europe/Oslo")
@@ -191,5 +196,71 @@ def absence_noted(
             reported_by_guardian=reported_by_guardian,
             reason="Syk",
             recipients=(sample_guardian(1), sample_guardian(2)),
+        ),
+    )
+
+
+def sample_talk_slots(first_day: datetime, *, days: int = 2, per_day: int = 4) -> list[TalkSlot]:
+    """Twenty-minute talks with Ole Lærer from 14:00 (the school's local time) on `days` days from `first_day`."""
+    slots = []
+    for day in range(days):
+        date = (first_day.astimezone(OSLO) + timedelta(days=day)).date()
+        for number in range(per_day):
+            starts = datetime.combine(date, time_of_day(14, 0), tzinfo=OSLO) + timedelta(minutes=20 * number)
+            slots.append(
+                TalkSlot(
+                    slot_id=f"s-{date.isoformat()}-{number + 1}",
+                    starts_at=starts,
+                    ends_at=starts + timedelta(minutes=20),
+                    teacher_id="t-311",
+                    place="Rom 204",
+                )
+            )
+    return slots
+
+
+def sample_talk_pupils(count: int = 2) -> list[TalkPupil]:
+    """Pupils of 7B, each with two guardians who may book (numbered on from the pupil's number)."""
+    first_names = ["Emma", "Noah", "Sofie", "Jakob", "Nora", "Filip"]
+    return [
+        TalkPupil(
+            pupil_id=f"p-{77120 + number}",
+            first_name=first_names[number % len(first_names)],
+            guardians=(sample_guardian(2 * number + 1), sample_guardian(2 * number + 2)),
+        )
+        for number in range(count)
+    ]
+
+
+def talks_offered(
+    *,
+    event_id: str | None = None,
+    round_id: str = "r-2026h-7b",
+    opens_at: datetime | None = None,
+    slots: list[TalkSlot] | None = None,
+    pupils: list[TalkPupil] | None = None,
+    teachers: list[Teacher] | None = None,
+    time: datetime | None = None,
+) -> TalksOffered:
+    """Development talks for 7B: booking opens at `opens_at` (default 2 November 2026, 08:00 in Oslo) for a week;
+    the talks are on the two days after it closes."""
+    opens = opens_at or datetime(2026, 11, 2, 8, 0, tzinfo=OSLO)
+    closes = opens + timedelta(days=7)
+    return TalksOffered(
+        id=event_id or new_id(),
+        source=SOURCE,
+        time=time or opens - timedelta(days=3),
+        data=TalkRound(
+            school=sample_school(),
+            round_id=round_id,
+            class_id="c-7b",
+            class_name="7B",
+            title="Utviklingssamtaler 7B, høsten 2026",
+            teachers=tuple(teachers or [Teacher(teacher_id="t-311", name="Ole Lærer")]),
+            pupil_present=True,
+            booking_opens_at=opens,
+            booking_closes_at=closes,
+            slots=tuple(slots if slots is not None else sample_talk_slots(closes + timedelta(days=1))),
+            pupils=tuple(pupils if pupils is not None else sample_talk_pupils()),
         ),
     )

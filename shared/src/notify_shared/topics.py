@@ -14,6 +14,11 @@ NOTIFICATION_DEAD_LETTER = "notification.dead-letter"
 EVENT_HANDLED = "event.handled"
 MEETING_RSVP = "meeting.rsvp"
 SMS_REPLY_UNRECOGNISED = "sms.reply-unrecognised"
+TALKS_OFFERED = "talks.offered"
+TALK_BOOKED = "talk.booked"
+TALK_MOVED = "talk.moved"
+TALK_CANCELLED = "talk.cancelled"
+TALKS_ROUND_CLOSED = "talks.round_closed"
 
 
 @dataclass(frozen=True)
@@ -67,3 +72,23 @@ class Topics:
     @property
     def sms_reply_unrecognised(self) -> str:
         return self.for_event_type(SMS_REPLY_UNRECOGNISED)
+
+    @property
+    def talks_offered(self) -> str:
+        return self.for_event_type(TALKS_OFFERED)
+
+    @property
+    def talk_booked(self) -> str:
+        return self.for_event_type(TALK_BOOKED)
+
+    @property
+    def talk_moved(self) -> str:
+        return self.for_event_type(TALK_MOVED)
+
+    @property
+    def talk_cancelled(self) -> str:
+        return self.for_event_type(TALK_CANCELLED)
+
+    @property
+    def talks_round_closed(self) -> str:
+        return self.for_event_type(TALKS_ROUND_CLOSED)

@@ -13,7 +13,7 @@ import phonenumbers
 
 from notify_ingest.ingestion import FieldProblem
 from notify_ingest.settings import AllowedSchool
-from notify_shared.contract import Channel, CloudEvent, Recipient, School
+from notify_shared.contract import Channel, CloudEvent, Recipient, School, TalkRound
 
 
 class SchoolPolicy:
@@ -29,8 +29,7 @@ class SchoolPolicy:
         school = getattr(data, "school", None)
         assert isinstance(school, School), f"{event.type} carries no school block"
         problems = list(self._school_problems(school))
-        recipients: tuple[Recipient, ...] = getattr(data, "recipients", ())
-        for index, recipient in enumerate(recipients):
+        for path, recipient in _recipients_of(data):
             # Every usable number counts, whatever the guardian's channels: a failed email falls back to SMS. A
             # number the contract found invalid is never texted.
             if recipient.phone is None or recipient.contact_problem(Channel.SMS) is not None:
@@ -38,7 +37,7 @@ class SchoolPolicy:
             if self._country_of(recipient.phone) not in self._sms_countries:
                 problems.append(
                     FieldProblem(
-                        f"data.recipients.{index}.phone",
+                        f"{path}.phone",
                         f"SMS may go only to numbers of {self._countries_text} here (INGEST_SMS_COUNTRIES); "
                         "leave this number out or ask the operator",
                     )
@@ -70,3 +69,16 @@ class SchoolPolicy:
     def _country_of(phone: str) -> str | None:
         # `phone` is valid E.164: the contract normalised it.
         return phonenumbers.region_code_for_number(phonenumbers.parse(phone))
+
+
+def _recipients_of(data: object) -> list[tuple[str, Recipient]]:
+    """Every guardian an event may notify, with the path of their block: a meeting's or message's `recipients`, or
+    the guardians of each pupil of a round of development talks."""
+    if isinstance(data, TalkRound):
+        return [
+            (f"data.pupils.{pupil_index}.guardians.{index}", guardian)
+            for pupil_index, pupil in enumerate(data.pupils)
+            for index, guardian in enumerate(pupil.guardians)
+        ]
+    recipients: tuple[Recipient, ...] = getattr(data, "recipients", ())
+    return [(f"data.recipients.{index}", recipient) for index, recipient in enumerate(recipients)]

@@ -21,6 +21,7 @@ from notify_responses.runtime import Runtime
 from notify_responses.service import Clock, LinkState
 from notify_responses.settings import ResponsesSettings
 from notify_responses.sms_webhook import router as sms_router
+from notify_responses.talks_web import router as talks_router
 from notify_responses.web import PAGE_HEADERS, SECURITY_HEADERS, page_timing, router
 from notify_shared.rendering.languages import DEFAULT_LANGUAGE
 
@@ -41,6 +42,7 @@ def create_app(settings: ResponsesSettings, *, clock: Clock | None = None) -> Fa
     app.state.runtime = runtime
     app.include_router(router)
     app.include_router(sms_router)
+    app.include_router(talks_router)
     app.add_exception_handler(StarletteHTTPException, _friendly_not_found)
     app.add_exception_handler(PoolTimeoutError, _busy)
     app.middleware("http")(page_timing(runtime))

@@ -42,6 +42,13 @@ class ResponsesMetrics(ServiceMetrics):
             ["service", "reason"],
             registry=self.registry,
         )
+        self.talk_bookings = Counter(
+            "notify_responses_talk_bookings",
+            "Posts to development-talk booking links, by result: booked, moved, cancelled, unchanged, taken (lost a "
+            "race or withdrawn), overlap (a guardian's other child at that time), no_choice, closed.",
+            ["service", "result"],
+            registry=self.registry,
+        )
         self.events_published = Counter(
             "notify_responses_events_published",
             "meeting.rsvp events the outbox relay published.",
@@ -57,6 +64,9 @@ class ResponsesMetrics(ServiceMetrics):
 
     def page_served(self, *, method: str, status: int, seconds: float) -> None:
         self.page_latency.labels(self.service, method, str(status)).observe(seconds)
+
+    def booking_attempted(self, result: str) -> None:
+        self.talk_bookings.labels(self.service, result).inc()
 
     def link_rejected(self, reason: str) -> None:
         self.rejected_links.labels(self.service, reason).inc()

@@ -17,13 +17,16 @@ import sqlalchemy as sa
 
 from notify_responses.auto_reply_cap import auto_replies
 from notify_responses.store import answers, invitations, meetings, outbox, sms_replies
+from notify_responses.talks_retention import rules as talk_rules
 from notify_shared.retention.rules import RetentionRule, rows_of_guardian
 from notify_shared.retention.windows import Window
 
 
 def rules() -> list[RetentionRule]:
-    # Invitations and answers before their meetings: each rule finds its rows through the meeting's end.
+    # Invitations and answers before their meetings: each rule finds its rows through the meeting's end. The
+    # development talks' rules (notify_responses.talks_retention) come first: their tables hold no outbox rows.
     return [
+        *talk_rules(),
         # Before the invitations: a guardian's numbers are found through them when the guardian is erased.
         RetentionRule(
             name="responses.auto_replies",

@@ -21,6 +21,10 @@ from notify_responses.retention import rules as retention_rules
 from notify_responses.service import Clock, ResponsesService
 from notify_responses.settings import ResponsesSettings
 from notify_responses.store import OutboxEvent, ResponseStore
+from notify_responses.talks_closing import RoundCloser
+from notify_responses.talks_handlers import build_talks_router
+from notify_responses.talks_service import TalksService
+from notify_responses.talks_store import TalkStore, create_talk_tables
 from notify_shared.answer_links import AnswerLinkKeys
 from notify_shared.contract import (
     CLOUDEVENTS_JSON,
@@ -28,6 +32,10 @@ from notify_shared.contract import (
     NotificationDeadLettered,
     NotificationStatus,
     SmsReplyUnrecognised,
+    TalkBooked,
+    TalkCancelled,
+    TalkMoved,
+    TalksRoundClosed,
 )
 from notify_shared.delivery import RetryWorker
 from notify_shared.delivery.assembly import open_dispatcher, retry_worker_for
@@ -38,7 +46,7 @@ from notify_shared.ledger.retention import ledger_rules
 from notify_shared.observability import Readiness
 from notify_shared.observability.http import database_check
 from notify_shared.retention.job import Retention, RetentionSchedule
-from notify_shared.topics import SMS_REPLY_UNRECOGNISED
+from notify_shared.topics import SMS_REPLY_UNRECOGNISED, TALK_BOOKED, TALK_CANCELLED, TALK_MOVED, TALKS_ROUND_CLOSED
 
 logger = logging.getLogger(__name__)
 
@@ -82,6 +90,21 @@ class Runtime:
             ),
             service=SERVICE,
         )
+        # Development talks (docs/talks.md): what guardians booked, moved or cancelled, keyed by round id.
+        self._talk_publishers = {
+            event_type: self.broker.publisher(
+                topics.for_event_type(event_type),
+                schema=schema,
+                title=f"{SERVICE}:{event_type}",
+                description=description,
+            )
+            for event_type, schema, description in (
+                (TALK_BOOKED, TalkBooked, "A guardian booked a development talk for a pupil, keyed by round id."),
+                (TALK_MOVED, TalkMoved, "A guardian moved a pupil's development talk, keyed by round id."),
+                (TALK_CANCELLED, TalkCancelled, "A pupil's development talk was cancelled, keyed by round id."),
+                (TALKS_ROUND_CLOSED, TalksRoundClosed, "Booking closed: the pupils still without a talk, by round id."),
+            )
+        }
         # A compressed batch is decompressed only up to KAFKA_MAX_RECORD_BYTES, as in every other service.
         install_decompression_limit(settings.kafka_max_record_bytes)
         dead_letters = KafkaDeadLetterSink(
@@ -97,11 +120,21 @@ class Runtime:
                 max_record_bytes=settings.kafka_max_record_bytes,
             )
         )
+        self.broker.include_router(
+            build_talks_router(
+                topics=topics,
+                group_id=settings.consumer_group,
+                dead_letters=dead_letters,
+                service=lambda: self.talks,
+                max_record_bytes=settings.kafka_max_record_bytes,
+            )
+        )
         self.metrics.watch_consumer_lag(self.broker)
         self.readiness = Readiness(self.broker)
         self._clock = clock
         self._store: ResponseStore | None = None
         self._service: ResponsesService | None = None
+        self._talks: TalksService | None = None
         self._relay: OutboxRelay | None = None
         self._retention: RetentionSchedule | None = None
         self._delivery = AsyncExitStack()
@@ -109,12 +142,19 @@ class Runtime:
         """Sends the automatic answers held through quiet hours or waiting for the provider."""
         self.auto_replier: AutoReplier | None = None
         """None while RESPONSES_SMS_AUTO_REPLIES is off (or before start)."""
+        self._round_closer = RoundCloser(lambda: self.talks)
 
     @property
     def service(self) -> ResponsesService:
         if self._service is None:
             raise RuntimeError("the responses service is not started")
         return self._service
+
+    @property
+    def talks(self) -> TalksService:
+        if self._talks is None:
+            raise RuntimeError("the responses service is not started")
+        return self._talks
 
     @property
     def store(self) -> ResponseStore:
@@ -145,6 +185,10 @@ class Runtime:
         service_clock = self._clock or (lambda: datetime.now(UTC))
         service_options = {"clock": self._clock} if self._clock is not None else {}
         self._service = ResponsesService(store=store, keys=self.keys, on_queued=relay.wake, **service_options)
+        await create_talk_tables(store.engine)
+        self._talks = TalksService(
+            store=TalkStore(store.engine), keys=self.keys, on_queued=relay.wake, **service_options
+        )
 
         async def outbox_waiting() -> None:
             self.metrics.outbox_waiting.labels(SERVICE).set(await store.waiting())
@@ -161,6 +205,7 @@ class Runtime:
             await self.stop()
             raise
         relay.start()
+        self._round_closer.start()
         rules = [*ledger_rules(), *retention_rules()]
         retention = Retention(store.engine, rules, self.settings.retention_windows, clock=service_clock)
         self._retention = RetentionSchedule(
@@ -178,6 +223,7 @@ class Runtime:
         self.readiness.remove_check("database")
         if self._retention is not None:
             await self._retention.stop()
+        await self._round_closer.stop()
         if self._relay is not None:
             await self._relay.stop()
         if self.retries is not None:
@@ -189,7 +235,7 @@ class Runtime:
             await self._delivery.aclose()
             if self._store is not None:
                 await self._store.aclose()
-            self._store = self._service = self._relay = self._retention = None
+            self._store = self._service = self._talks = self._relay = self._retention = None
             self.retries = self.auto_replier = None
 
     async def _open_auto_replies(self, clock: Clock) -> None:
@@ -224,5 +270,7 @@ class Runtime:
 
     async def _publish(self, event: OutboxEvent) -> None:
         async with asyncio.timeout(PUBLISH_TIMEOUT_SECONDS):
-            publisher = self._unrecognised if event.event_type == SMS_REPLY_UNRECOGNISED else self._rsvp
+            publisher = self._talk_publishers.get(event.event_type) or (
+                self._unrecognised if event.event_type == SMS_REPLY_UNRECOGNISED else self._rsvp
+            )
             await publisher.publish(event.value, key=event.key, headers={"content-type": CLOUDEVENTS_JSON})

@@ -170,10 +170,10 @@ async def _read_body(request: Request, limit: int) -> bytes | None:
 
 
 def page_timing(runtime: Runtime) -> Callable[[Request, Callable[[Request], Awaitable[Response]]], Awaitable[Response]]:
-    """HTTP middleware: the latency of every answer-page request, by method and status (never by path)."""
+    """HTTP middleware: the latency of every answer- and booking-page request, by method and status (never path)."""
 
     async def timed(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        if not request.url.path.startswith("/r/"):
+        if not request.url.path.startswith(("/r/", "/b/")):
             return await call_next(request)
         started = time.perf_counter()
         response = await call_next(request)

@@ -44,6 +44,7 @@ from notify_shared.topics import (
     MEETING_CREATED,
     MEETING_UPDATED,
     MESSAGE_POSTED,
+    TALKS_OFFERED,
     Topics,
 )
 
@@ -72,6 +73,9 @@ def _sample(event_type: str, meeting_id: str, *, urgent: bool = False) -> CloudE
         return samples.message_posted(urgent=urgent, time=now)
     if event_type == ABSENCE_NOTED:
         return samples.absence_noted(time=now)
+    if event_type == TALKS_OFFERED:
+        # Open for booking from now, so the booking page takes bookings at once.
+        return samples.talks_offered(opens_at=now, time=now)
     # A week ahead of today, so the services do not expire notifications about a meeting that has started.
     meeting = samples.upcoming_meeting(meeting_id, now)
     if event_type == MEETING_UPDATED:
@@ -82,7 +86,7 @@ def _sample(event_type: str, meeting_id: str, *, urgent: bool = False) -> CloudE
     return samples.meeting_created(meeting=meeting, time=datetime.now(UTC))
 
 
-SAMPLE_TYPES = (MEETING_CREATED, MEETING_UPDATED, MEETING_CANCELLED, MESSAGE_POSTED, ABSENCE_NOTED)
+SAMPLE_TYPES = (MEETING_CREATED, MEETING_UPDATED, MEETING_CANCELLED, MESSAGE_POSTED, ABSENCE_NOTED, TALKS_OFFERED)
 
 
 def _load_event(path: Path) -> CloudEvent:

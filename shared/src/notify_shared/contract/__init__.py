@@ -21,6 +21,11 @@ from notify_shared.contract.envelope import (
     NotificationStatus,
     SmsReplyUnrecognised,
     SourceEvent,
+    TalkBooked,
+    TalkCancelled,
+    TalkMoved,
+    TalksOffered,
+    TalksRoundClosed,
     partition_key,
 )
 from notify_shared.contract.handled import EVENT_HANDLED, EventHandled, EventHandledReport, HandlingOutcome
@@ -29,6 +34,17 @@ from notify_shared.contract.meetings import Meeting, MeetingCancellation, Meetin
 from notify_shared.contract.messages import PostedMessage
 from notify_shared.contract.outcomes import DeadLetter, DeadLetterHeader, NotificationStatusReport
 from notify_shared.contract.parties import Channel, ContactProblem, DeliveryMode, Recipient, Rsvp, School
+from notify_shared.contract.talks import (
+    CancellationReason,
+    RoundClosure,
+    TalkBooking,
+    TalkCancellation,
+    TalkMove,
+    TalkPupil,
+    TalkRound,
+    TalkSlot,
+    Teacher,
+)
 
 # Registered here, not in envelope.py, because handled.py builds on envelope's CloudEvent.
 OUTPUT_EVENT_TYPES[EVENT_HANDLED] = EventHandled
@@ -42,6 +58,7 @@ __all__ = [
     "OUTPUT_EVENT_TYPES",
     "AbsenceNoted",
     "AnswerChannel",
+    "CancellationReason",
     "Channel",
     "CloudEvent",
     "ContactProblem",
@@ -70,10 +87,23 @@ __all__ = [
     "PostedMessage",
     "Pupil",
     "Recipient",
+    "RoundClosure",
     "Rsvp",
     "School",
     "SmsReplyUnrecognised",
     "SourceEvent",
+    "TalkBooked",
+    "TalkBooking",
+    "TalkCancellation",
+    "TalkCancelled",
+    "TalkMove",
+    "TalkMoved",
+    "TalkPupil",
+    "TalkRound",
+    "TalkSlot",
+    "TalksOffered",
+    "TalksRoundClosed",
+    "Teacher",
     "UnrecognisedReason",
     "UnrecognisedReply",
     "decode_event",

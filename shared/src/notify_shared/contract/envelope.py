@@ -17,6 +17,7 @@ from notify_shared.contract.answers import GuardianAnswer, UnrecognisedReply
 from notify_shared.contract.meetings import MeetingCancellation, MeetingDetails
 from notify_shared.contract.messages import PostedMessage
 from notify_shared.contract.outcomes import DeadLetter, NotificationStatusReport
+from notify_shared.contract.talks import RoundClosure, TalkBooking, TalkCancellation, TalkMove, TalkRound
 from notify_shared.contract.text import Instant, has_control_characters
 
 CLOUDEVENTS_JSON = "application/cloudevents+json"
@@ -135,6 +136,41 @@ class SmsReplyUnrecognised(CloudEvent):
     data: UnrecognisedReply
 
 
+class TalksOffered(CloudEvent):
+    """A round of development talks is offered (or its offer changed): guardians book a slot per pupil."""
+
+    type: Literal["talks.offered"] = "talks.offered"
+    data: TalkRound
+
+
+class TalkBooked(CloudEvent):
+    """A guardian booked a development talk for a pupil."""
+
+    type: Literal["talk.booked"] = "talk.booked"
+    data: TalkBooking
+
+
+class TalkMoved(CloudEvent):
+    """A guardian moved a pupil's development talk to another slot."""
+
+    type: Literal["talk.moved"] = "talk.moved"
+    data: TalkMove
+
+
+class TalkCancelled(CloudEvent):
+    """A pupil's booked development talk was cancelled (by a guardian, or by a new offer without its slot)."""
+
+    type: Literal["talk.cancelled"] = "talk.cancelled"
+    data: TalkCancellation
+
+
+class TalksRoundClosed(CloudEvent):
+    """Booking closed for a round; lists the pupils still without a time."""
+
+    type: Literal["talks.round_closed"] = "talks.round_closed"
+    data: RoundClosure
+
+
 class NotificationDeadLettered(CloudEvent):
     """A record could not be used and was set aside with the reason."""
 
@@ -150,18 +186,23 @@ INPUT_EVENT_TYPES: dict[str, type[CloudEvent]] = {
     "meeting.cancelled": MeetingCancelled,
     "message.posted": MessagePosted,
     "absence.noted": AbsenceNoted,
+    "talks.offered": TalksOffered,
 }
 OUTPUT_EVENT_TYPES: dict[str, type[CloudEvent]] = {
     "notification.status": NotificationStatus,
     "notification.dead-letter": NotificationDeadLettered,
     "meeting.rsvp": MeetingRsvp,
     "sms.reply-unrecognised": SmsReplyUnrecognised,
+    "talk.booked": TalkBooked,
+    "talk.moved": TalkMoved,
+    "talk.cancelled": TalkCancelled,
+    "talks.round_closed": TalksRoundClosed,
 }
 ALL_EVENT_TYPES: dict[str, type[CloudEvent]] = {**INPUT_EVENT_TYPES, **OUTPUT_EVENT_TYPES}
 
 
 def partition_key(event: CloudEvent) -> bytes:
-    """The Kafka key: the meeting id or pupil id, so one entity's events stay in order on one partition."""
+    """The Kafka key: the meeting id, round id or pupil id, so one entity's events stay in order on one partition."""
     data = getattr(event, "data", None)
     if isinstance(data, MeetingDetails):
         return data.meeting.meeting_id.encode()
@@ -172,6 +213,7 @@ def partition_key(event: CloudEvent) -> bytes:
     if isinstance(data, GuardianAnswer | UnrecognisedReply):
         # A reply from an unknown number has neither meeting nor guardian.
         return (data.meeting_id or data.guardian_id or event.id).encode()
-    if isinstance(data, NotificationStatusReport):
-        return data.notification_id.encode()
-    return event.id.encode()
+    if isinstance(data, TalkRound | TalkBooking | TalkMove | TalkCancellation | RoundClosure):
+        # One round's offers and bookings stay in order on one partition.
+        return data.round_id.encode()
+    return data.notification_id.encode() if isinstance(data, NotificationStatusReport) else event.id.encode()
