@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 import re
 from collections import OrderedDict
-from collections.abc import Callable, Hashable, Iterable, Mapping
+from collections.abc import Hashable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Final
 
@@ -162,10 +162,12 @@ class RenderOnce:
     `capacity` of them; each is a few kilobytes of text.
     """
 
-    def __init__(self, capacity: int = 256, *, render_alone: Callable[..., RenderedNotification] | None = None) -> None:
+    def __init__(self, capacity: int = 256) -> None:
         self._capacity = capacity
         self._skeletons: OrderedDict[Hashable, _Skeleton] = OrderedDict()
-        self._render_alone = render_alone or render_notification
+        self._render_alone = render_notification
+        self.shared_renderings = 0
+        """How many shared renderings were made: one per meeting, template, language and guardian facts."""
 
     def __call__(
         self, template: str, language_wanted: str, school_standard: str, context: Mapping[str, object]
@@ -225,6 +227,7 @@ class RenderOnce:
             values["answer_url"] = Slot("answer_url")
         elif "answer_url" in context:
             values["answer_url"] = answer_url
+        self.shared_renderings += 1
         skeleton = _Skeleton(
             template=template,
             language=language,
