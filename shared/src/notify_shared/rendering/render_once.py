@@ -227,7 +227,6 @@ class RenderOnce:
             values["answer_url"] = Slot("answer_url")
         elif "answer_url" in context:
             values["answer_url"] = answer_url
-        self.shared_renderings += 1
         skeleton = _Skeleton(
             template=template,
             language=language,
@@ -236,6 +235,7 @@ class RenderOnce:
             composed=tuple(compose.calls),
             pinned=tuple(value for (_, value), (_, _, by_identity) in zip(shared, keyed, strict=True) if by_identity),
         )
+        self.shared_renderings += 1
         self._skeletons[key] = skeleton
         if len(self._skeletons) > self._capacity:
             self._skeletons.popitem(last=False)
