@@ -18,7 +18,7 @@ from notify_shared.delivery.status_sink import StatusSink
 from notify_shared.ledger import DeliveryLedger, RetryQueue
 from notify_shared.ledger.liveness import SenderLiveness, new_sender_id
 from notify_shared.observability.http import Readiness, database_check
-from notify_shared.rendering import render_notification
+from notify_shared.rendering.render_once import RenderOnce
 from notify_shared.settings import ServiceSettings
 from notify_shared.wiring import build_email_channel, build_sms_channel
 
@@ -62,7 +62,8 @@ async def open_dispatcher(
         resources.push_async_callback(close)
     dispatcher = Dispatcher(
         ledger=ledger,
-        render=render_notification,
+        # The guardians of one meeting share one rendering; each gets their own name and link filled in.
+        render=RenderOnce(),
         email=email,
         sms=sms,
         status_sink=status_sink,

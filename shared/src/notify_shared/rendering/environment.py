@@ -48,6 +48,7 @@ from notify_shared.rendering.languages import (
     locale_directory,
 )
 from notify_shared.rendering.markdown import markdown_to_html, markdown_to_text
+from notify_shared.rendering.slots import Slot
 
 # fit_sms and measured_segments were defined here before they moved to sms_fitting; still importable from here.
 from notify_shared.rendering.sms_fitting import compose_sms, fit_sms, measured_segments, shorten, sms_line
@@ -197,6 +198,9 @@ def _isolate_filter(direction: Direction) -> Callable[[EvalContext, object], str
     def isolate(eval_context: EvalContext, value: object) -> str:
         if value is None:
             return ""
+        if isinstance(value, Slot):
+            # A guardian's value in a rendering shared by many guardians: isolated when it is filled in.
+            return value.isolated(html=eval_context.autoescape)
         if eval_context.autoescape:
             return bidi.isolate_html(value)
         return bidi.isolate_text(str(value), direction)

@@ -91,17 +91,34 @@ def render_notification(
     if template not in template_names():
         raise UnknownTemplateError(f"no notification template named {template!r}")
     language = choose_language(language_wanted, school_standard)
-    direction = direction_of(language)
-    values = {**OPTIONAL_CONTEXT, **context, "lang": language, "direction": direction}
+    return finish_rendering(template, language, render_parts(template, language, context))
+
+
+def render_parts(template: str, language: str, context: Mapping[str, object]) -> tuple[str, str, str, str]:
+    """The four parts (subject, text, HTML, SMS) of `template` in `language` (a catalog's tag), as the templates
+    print them, before `finish_rendering` tidies them. `context` may set names the renderer's globals also have."""
+    values = {**OPTIONAL_CONTEXT, **context, "lang": language, "direction": direction_of(language)}
     subject_template, text_template, html_template, sms_template = _compiled(template, language)
-    sms = gsm7_friendly(_tidy(sms_template.render(values)))
+    return (
+        subject_template.render(values),
+        text_template.render(values),
+        html_template.render(values),
+        sms_template.render(values),
+    )
+
+
+def finish_rendering(template: str, language: str, parts: tuple[str, str, str, str]) -> RenderedNotification:
+    """The notification from the parts as printed: the subject on one line, blank lines closed up, the SMS
+    made GSM-7 friendly and measured."""
+    subject, text, html, sms_printed = parts
+    sms = gsm7_friendly(_tidy(sms_printed))
     return RenderedNotification(
         template=template,
         language=language,
-        direction=direction,
-        subject=" ".join(subject_template.render(values).split()),
-        text=_tidy(text_template.render(values)) + "\n",
-        html=html_template.render(values).strip() + "\n",
+        direction=direction_of(language),
+        subject=" ".join(subject.split()),
+        text=_tidy(text) + "\n",
+        html=html.strip() + "\n",
         sms=sms,
         sms_encoding=sms_encoding(sms),
         sms_segments=sms_segments(sms),
