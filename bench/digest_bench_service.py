@@ -133,8 +133,8 @@ def instrument_the_service() -> Timings:
     from notify_digest import runner  # noqa: PLC0415 - after the import baseline
     from notify_digest.store import DigestStore  # noqa: PLC0415
     from notify_shared.channels import SmtpEmailChannel  # noqa: PLC0415
-    from notify_shared.delivery import assembly  # noqa: PLC0415
     from notify_shared.ledger import DeliveryLedger  # noqa: PLC0415
+    from notify_shared.rendering.render_once import RenderOnce  # noqa: PLC0415
 
     timings = Timings()
     timings.wrap_async(DigestStore, "waiting_schools", "store.waiting_schools")
@@ -143,7 +143,9 @@ def instrument_the_service() -> Timings:
     timings.wrap_async(DigestStore, "items_of_many", "store.items_of_many (per batch)")
     timings.wrap_async(DeliveryLedger, "begin_many", "ledger.begin (claim)")
     timings.wrap_sync(runner, "build_sections", "build_sections")
-    timings.wrap_sync(assembly, "render_notification", "render_notification")
+    # Every service renders through RenderOnce (notify_shared.delivery.assembly); a digest, each guardian's own,
+    # falls through it to rendering alone.
+    timings.wrap_sync(RenderOnce, "__call__", "render_notification")
     timings.wrap_async(SmtpEmailChannel, "send_email", "smtp send_email (MIME + SMTP)")
     timings.wrap_async(DeliveryLedger, "record_and_queue", "ledger.record_and_queue")
     timings.wrap_async(DigestStore, "finish_digests", "store.finish_digests (per batch)")
