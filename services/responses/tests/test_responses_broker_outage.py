@@ -6,7 +6,10 @@ import asyncio
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncEngine
 
+from notify_responses.store import outbox
 from notify_responses.testing import isolated_settings, link_for, running_responses
 from notify_shared import samples
 from notify_shared.testing.clocks import SettableClock
@@ -40,6 +43,12 @@ async def test_answers_given_while_the_broker_is_down_are_published_once_when_it
             assert (await responses.answer(token, answer=answer)).status_code == 200
         assert await responses.runtime.store.waiting() == 4
 
+        # An outage longer than one publish may take: the relay gives up on the first answer's event more than
+        # once while the producer still holds it, which must not put it on the topic more than once.
+        async def first_event_tried_twice() -> bool:
+            return await _most_attempts(responses.runtime.store.engine) >= 2
+
+        await wait_until(first_event_tried_twice, within=90, interval=0.5, what="two publish attempts in the outage")
         await asyncio.to_thread(own_broker.command, "start")
 
         async def outbox_empty() -> bool:
@@ -56,3 +65,9 @@ async def test_answers_given_while_the_broker_is_down_are_published_once_when_it
     assert len({record["id"] for record in records}) == 4
     # One meeting's answers share a partition, so the change of mind arrives after the first answer.
     assert [answer for guardian, answer in published if guardian == "g-1003"] == ["tentative", "accepted"]
+
+
+async def _most_attempts(engine: AsyncEngine) -> int:
+    async with engine.connect() as connection:
+        attempts = await connection.scalar(sa.select(sa.func.max(outbox.c.attempts)))
+    return int(attempts or 0)
