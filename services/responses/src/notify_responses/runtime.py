@@ -22,6 +22,7 @@ from notify_responses.service import Clock, ResponsesService
 from notify_responses.settings import ResponsesSettings
 from notify_responses.store import OutboxEvent, ResponseStore
 from notify_responses.talks_closing import RoundCloser
+from notify_responses.talks_confirmations import TalkChange, TalkConfirmer
 from notify_responses.talks_handlers import build_talks_router
 from notify_responses.talks_service import TalksService
 from notify_responses.talks_store import TalkStore, create_talk_tables
@@ -53,7 +54,7 @@ logger = logging.getLogger(__name__)
 PUBLISH_TIMEOUT_SECONDS = 10.0
 """One publish to Kafka may take this long before the relay counts it as failed and backs off."""
 AUTO_REPLY_CONCURRENCY = 4
-"""Automatic SMS answers sent at once: each is one SMS, sent while its webhook call waits."""
+"""Notifications sent at once: automatic SMS answers and talk confirmations, each sent while its request waits."""
 
 
 class Runtime:
@@ -142,6 +143,8 @@ class Runtime:
         """Sends the automatic answers held through quiet hours or waiting for the provider."""
         self.auto_replier: AutoReplier | None = None
         """None while RESPONSES_SMS_AUTO_REPLIES is off (or before start)."""
+        self.talk_confirmer: TalkConfirmer | None = None
+        """Sends the confirmations of development-talk bookings; None before start."""
         self._round_closer = RoundCloser(lambda: self.talks)
 
     @property
@@ -187,7 +190,11 @@ class Runtime:
         self._service = ResponsesService(store=store, keys=self.keys, on_queued=relay.wake, **service_options)
         await create_talk_tables(store.engine)
         self._talks = TalksService(
-            store=TalkStore(store.engine), keys=self.keys, on_queued=relay.wake, **service_options
+            store=TalkStore(store.engine),
+            keys=self.keys,
+            on_queued=relay.wake,
+            on_changed=self._confirm_talk,
+            **service_options,
         )
 
         async def outbox_waiting() -> None:
@@ -196,7 +203,7 @@ class Runtime:
         self.metrics.on_scrape(outbox_waiting)
         self.readiness.add_check("database", database_check(store.engine))
         try:
-            await self._open_auto_replies(service_clock)
+            await self._open_delivery(service_clock, store)
             await self.broker.start()
             if self.retries is not None:
                 # After the broker: an answer held through quiet hours reports its status through it.
@@ -236,17 +243,22 @@ class Runtime:
             if self._store is not None:
                 await self._store.aclose()
             self._store = self._service = self._talks = self._relay = self._retention = None
-            self.retries = self.auto_replier = None
+            self.retries = self.auto_replier = self.talk_confirmer = None
 
-    async def _open_auto_replies(self, clock: Clock) -> None:
-        # The delivery core (ledger, SMS channel, retry queue) in the service's own database, only when used.
+    async def _confirm_talk(self, change: TalkChange) -> None:
+        if self.talk_confirmer is not None:
+            await self.talk_confirmer.confirm(change)
+
+    async def _open_delivery(self, clock: Clock, store: ResponseStore) -> None:
+        # The delivery core (ledger, channels, retry queue) in the service's own database: talk confirmations
+        # always use it, automatic SMS answers when they are on.
         settings = self.settings
-        if settings.sms_auto_replies is AutoReplyMode.OFF:
-            return
-        if "sms" in settings.delivers_to_outbox:
+        for channel in settings.delivers_to_outbox:
             logger.warning(
-                "responses: no SMS provider is configured (SMS_PROVIDER), so the automatic answers to SMS replies go "
+                "responses: no %s provider is configured, so automatic SMS answers and talk confirmations by %s go "
                 "to the development file outbox in %s; no parent receives them",
+                channel,
+                channel,
                 settings.outbox_dir,
             )
         ledger, dispatcher = await open_dispatcher(
@@ -256,9 +268,18 @@ class Runtime:
             concurrency=AUTO_REPLY_CONCURRENCY,
             clock=clock,
         )
+        self.retries = retry_worker_for(settings, dispatcher, clock=clock)
+        self.talk_confirmer = TalkConfirmer(
+            engine=store.engine,
+            dispatcher=dispatcher,
+            quiet_hours=settings.quiet_hours,
+            organizer_email=settings.organizer_email,
+            clock=clock,
+        )
+        if settings.sms_auto_replies is AutoReplyMode.OFF:
+            return
         cap = DailyAutoReplyCap(ledger.engine)
         await cap.create_schema()
-        self.retries = retry_worker_for(settings, dispatcher, clock=clock)
         self.auto_replier = AutoReplier(
             cap=cap,
             dispatcher=dispatcher,

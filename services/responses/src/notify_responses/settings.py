@@ -68,7 +68,13 @@ class ResponsesSettings(ServiceSettings, AnswerLinkSettings):
         default_factory=QuietHours,
         validation_alias="RESPONSES_QUIET_HOURS",
         description='JSON {"start": "21:00", "end": "07:00"}: local times in which an automatic SMS answer waits '
-        "for the end.",
+        "for the end (also the SMS confirming a development talk).",
+    )
+    organizer_email: str = Field(
+        default="no-reply@notify.invalid",
+        pattern=r"^[^@\s]+@[^@\s]+$",
+        validation_alias="RESPONSES_ORGANIZER_EMAIL",
+        description="ORGANIZER address in the calendar files of development talks; calendar replies go here.",
     )
 
     @model_validator(mode="after")

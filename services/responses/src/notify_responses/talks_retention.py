@@ -17,6 +17,7 @@ from datetime import datetime
 
 import sqlalchemy as sa
 
+from notify_responses.talks_contacts import contacts
 from notify_responses.talks_store import bookings, guardians, pupils, rounds, slots
 from notify_shared.retention.rules import RetentionRule, rows_of_guardian
 from notify_shared.retention.windows import Window
@@ -51,6 +52,14 @@ def rules() -> list[RetentionRule]:
             window=Window.PERSONAL_DATA,
             expired=_round_over(guardians),
             of_guardian=rows_of_guardian(guardians),
+        ),
+        RetentionRule(
+            name="talks.contacts",
+            table=contacts,
+            holds="The email address and phone number of each guardian who may book: where confirmations go.",
+            window=Window.PERSONAL_DATA,
+            expired=_round_over(contacts),
+            of_guardian=rows_of_guardian(contacts),
         ),
         RetentionRule(
             name="talks.pupils",

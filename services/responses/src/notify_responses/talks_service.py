@@ -8,7 +8,7 @@ transaction; the outbox relay publishes the events.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -20,6 +20,8 @@ from notify_responses import talks_events
 from notify_responses import talks_store as db
 from notify_responses.service import Clock
 from notify_responses.store import OutboxEvent
+from notify_responses.talks_confirmations import TalkChange, TalkChangeKind
+from notify_responses.talks_contacts import replace_contacts
 from notify_responses.talks_store import BookingRow, BookingView, GuardianRow, RoundRow
 from notify_shared.answer_links import AnswerLinkKeys, Rejection, TokenRejectedError
 from notify_shared.contract import (
@@ -87,11 +89,14 @@ class TalksService:
         keys: AnswerLinkKeys,
         clock: Clock = lambda: datetime.now(UTC),
         on_queued: Callable[[], None] = lambda: None,
+        on_changed: Callable[[TalkChange], Awaitable[object]] | None = None,
     ) -> None:
         self._store = store
         self._keys = keys
         self._clock = clock
         self._on_queued = on_queued
+        self._on_changed = on_changed
+        """Called after a booking change has committed: sends the guardians their confirmations."""
 
     def now(self) -> datetime:
         return self._clock().astimezone(UTC)
@@ -105,6 +110,8 @@ class TalksService:
         offered_slots = {slot.slot_id for slot in offer.slots}
         offered_pupils = {pupil.pupil_id for pupil in offer.pupils}
         cancelled = 0
+        withdrawn: list[TalkChange] = []
+        first_names = {pupil.pupil_id: pupil.first_name for pupil in offer.pupils}
         async with self._store.engine.begin() as connection:
             current = await db.lock_round(connection, row.school_id, row.round_id, exclusive=True)
             if current is not None and current.offered_at >= row.offered_at:
@@ -131,6 +138,13 @@ class TalksService:
                 )
                 await db.queue(connection, event_out, at=self.now())
                 cancelled += 1
+                if reason is CancellationReason.SLOT_WITHDRAWN:
+                    # A pupil who left the round is not told; a family whose time was withdrawn books again.
+                    withdrawn.append(
+                        TalkChange(
+                            TalkChangeKind.CANCELLED, row, first_names[booking.pupil_id], booking, slot, self.now()
+                        )
+                    )
             await db.save_round(connection, row, exists=current is not None)
             if row.closes_at > self.now():
                 # An offer that moves the closing time later reopens a round already announced closed: it is
@@ -138,8 +152,22 @@ class TalksService:
                 await db.mark_closed(connection, row.school_id, row.round_id, None)
             await db.replace_slots(connection, row.school_id, row.round_id, offer.slots)
             await db.replace_pupils(connection, offer)
+            await replace_contacts(
+                connection,
+                row.school_id,
+                row.round_id,
+                event.data.school.sms_sender_id,
+                (
+                    guardian
+                    for pupil in event.data.pupils
+                    for guardian in pupil.guardians
+                    if guardian.may_receive_routine_notifications
+                ),
+            )
         if cancelled:
             self._on_queued()
+        for change in withdrawn:
+            await self._changed(change)
         logger.info(
             "event %s: round %s of school %s offered: %d slots, %d pupils, %d guardians may book, %d bookings "
             "cancelled",
@@ -206,10 +234,12 @@ class TalksService:
         reference = page.view.guardian.reference
         try:
             async with self._store.engine.begin() as connection:
-                outcome, event = await self._book_in(connection, reference, slot_id)
+                outcome, event, change = await self._book_in(connection, reference, slot_id, page.view.pupil.first_name)
         except IntegrityError:
             # The slot's unique key: another pupil's booking of it committed first.
-            outcome, event = Outcome.TAKEN, None
+            outcome, event, change = Outcome.TAKEN, None, None
+        if change is not None:
+            await self._changed(change)
         return await self._after(token, outcome, event)
 
     async def cancel(self, token: str) -> Attempt:
@@ -218,8 +248,16 @@ class TalksService:
         if page.state is not PageState.OPEN or page.view is None:
             return Attempt(Outcome.CLOSED, page)
         async with self._store.engine.begin() as connection:
-            outcome, event = await self._cancel_in(connection, page.view.guardian.reference)
+            outcome, event, change = await self._cancel_in(
+                connection, page.view.guardian.reference, page.view.pupil.first_name
+            )
+        if change is not None:
+            await self._changed(change)
         return await self._after(token, outcome, event)
+
+    async def _changed(self, change: TalkChange) -> None:
+        if self._on_changed is not None:
+            await self._on_changed(change)
 
     async def _after(self, token: str, outcome: Outcome, event: OutboxEvent | None) -> Attempt:
         page = await self.page(token)
@@ -249,20 +287,20 @@ class TalksService:
         return round_row, guardian
 
     async def _book_in(
-        self, connection: AsyncConnection, reference: str, slot_id: str
-    ) -> tuple[Outcome, OutboxEvent | None]:
+        self, connection: AsyncConnection, reference: str, slot_id: str, first_name: str
+    ) -> tuple[Outcome, OutboxEvent | None, TalkChange | None]:
         opened = await self._open_round(connection, reference)
         if opened is None:
-            return Outcome.CLOSED, None
+            return Outcome.CLOSED, None, None
         round_row, guardian = opened
         school_id, round_id, pupil_id = round_row.school_id, round_row.round_id, guardian.pupil_id
         guardian_ids = await db.lock_guardians_of(connection, school_id, round_id, pupil_id)
         slot = await db.slot_of(connection, school_id, round_id, slot_id)
         if slot is None:
-            return Outcome.TAKEN, None
+            return Outcome.TAKEN, None, None
         current = await db.booking_of(connection, school_id, round_id, pupil_id)
         if current is not None and current.slot_id == slot_id:
-            return Outcome.UNCHANGED, None
+            return Outcome.UNCHANGED, None, None
         if await db.overlapping_sibling_booking(
             connection,
             school_id,
@@ -272,7 +310,7 @@ class TalksService:
             starts_at=slot.starts_at,
             ends_at=slot.ends_at,
         ):
-            return Outcome.OVERLAP, None
+            return Outcome.OVERLAP, None, None
         now = self.now()
         booking = BookingRow(
             pupil_id=pupil_id,
@@ -302,18 +340,21 @@ class TalksService:
             event = talks_events.moved_event(round_row, booking, slot, previous_slot_id=current.slot_id)
             outcome = Outcome.MOVED
         await db.queue(connection, event, at=now)
-        return outcome, event
+        kind = TalkChangeKind.BOOKED if outcome is Outcome.BOOKED else TalkChangeKind.MOVED
+        return outcome, event, TalkChange(kind, round_row, first_name, booking, slot, now)
 
-    async def _cancel_in(self, connection: AsyncConnection, reference: str) -> tuple[Outcome, OutboxEvent | None]:
+    async def _cancel_in(
+        self, connection: AsyncConnection, reference: str, first_name: str
+    ) -> tuple[Outcome, OutboxEvent | None, TalkChange | None]:
         opened = await self._open_round(connection, reference)
         if opened is None:
-            return Outcome.CLOSED, None
+            return Outcome.CLOSED, None, None
         round_row, guardian = opened
         school_id, round_id = round_row.school_id, round_row.round_id
         await db.lock_guardians_of(connection, school_id, round_id, guardian.pupil_id)
         current = await db.booking_of(connection, school_id, round_id, guardian.pupil_id)
         if current is None:
-            return Outcome.UNCHANGED, None
+            return Outcome.UNCHANGED, None, None
         slot = await db.slot_of(connection, school_id, round_id, current.slot_id)
         assert slot is not None, "a booking's slot exists (foreign key)"
         await db.delete_booking(connection, school_id, round_id, guardian.pupil_id)
@@ -322,7 +363,7 @@ class TalksService:
             round_row, current, slot, reason=CancellationReason.BY_GUARDIAN, guardian_id=guardian.guardian_id, at=now
         )
         await db.queue(connection, event, at=now)
-        return Outcome.CANCELLED, event
+        return Outcome.CANCELLED, event, TalkChange(TalkChangeKind.CANCELLED, round_row, first_name, current, slot, now)
 
 
 def _state_of(view: BookingView | None, now: datetime) -> PageState:

@@ -109,4 +109,14 @@ def sample_context(template: str, language: str = "nb") -> dict[str, object]:  #
     if template == "sms_reply":
         # The responses service's answer to an SMS reply it could not read (notify_responses.auto_replies).
         return common | {"reply_kind": "not_understood", "answer": None}
+    if template in ("talk_booked", "talk_moved", "talk_cancelled"):
+        # A development talk as the responses service confirms it (notify_responses.talks_confirmations).
+        talk = samples.sample_meeting(
+            meeting_id="talk-7b-host-p-1",
+            kind="development_talk",
+            title="Utviklingssamtale 7B",
+            ends_at=meeting.starts_at + timedelta(minutes=20),
+            agenda=None,
+        )
+        return common | {"meeting": talk, "pupil_name": "Emma"}
     raise UnknownTemplateError(f"no sample context for template {template!r}")  # a new template needs one here
