@@ -24,6 +24,7 @@ from notify_responses.store import OutboxEvent, ResponseStore
 from notify_responses.talks_closing import RoundCloser
 from notify_responses.talks_confirmations import TalkChange, TalkConfirmer
 from notify_responses.talks_handlers import build_talks_router
+from notify_responses.talks_invitations import BookingInviter
 from notify_responses.talks_service import TalksService
 from notify_responses.talks_store import TalkStore, create_talk_tables
 from notify_shared.answer_links import AnswerLinkKeys
@@ -145,6 +146,8 @@ class Runtime:
         """None while RESPONSES_SMS_AUTO_REPLIES is off (or before start)."""
         self.talk_confirmer: TalkConfirmer | None = None
         """Sends the confirmations of development-talk bookings; None before start."""
+        self.talk_inviter: BookingInviter | None = None
+        """Sends the booking invitations when a round's window opens; None before start."""
         self._round_closer = RoundCloser(lambda: self.talks)
 
     @property
@@ -208,6 +211,9 @@ class Runtime:
             if self.retries is not None:
                 # After the broker: an answer held through quiet hours reports its status through it.
                 await self.retries.start()
+            if self.talk_inviter is not None:
+                # After the broker too: each invitation reports its status through it.
+                self.talk_inviter.start()
         except BaseException:
             await self.stop()
             raise
@@ -231,6 +237,8 @@ class Runtime:
         if self._retention is not None:
             await self._retention.stop()
         await self._round_closer.stop()
+        if self.talk_inviter is not None:
+            await self.talk_inviter.stop()
         if self._relay is not None:
             await self._relay.stop()
         if self.retries is not None:
@@ -243,7 +251,7 @@ class Runtime:
             if self._store is not None:
                 await self._store.aclose()
             self._store = self._service = self._talks = self._relay = self._retention = None
-            self.retries = self.auto_replier = self.talk_confirmer = None
+            self.retries = self.auto_replier = self.talk_confirmer = self.talk_inviter = None
 
     async def _confirm_talk(self, change: TalkChange) -> None:
         if self.talk_confirmer is not None:
@@ -274,6 +282,14 @@ class Runtime:
             dispatcher=dispatcher,
             quiet_hours=settings.quiet_hours,
             organizer_email=settings.organizer_email,
+            clock=clock,
+        )
+        self.talk_inviter = BookingInviter(
+            engine=store.engine,
+            dispatcher=dispatcher,
+            keys=self.keys,
+            public_base_url=settings.public_url,
+            quiet_hours=settings.quiet_hours,
             clock=clock,
         )
         if settings.sms_auto_replies is AutoReplyMode.OFF:

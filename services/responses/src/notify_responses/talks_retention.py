@@ -18,6 +18,7 @@ from datetime import datetime
 import sqlalchemy as sa
 
 from notify_responses.talks_contacts import contacts
+from notify_responses.talks_invitations import invited
 from notify_responses.talks_store import bookings, guardians, pupils, rounds, slots
 from notify_shared.retention.rules import RetentionRule, rows_of_guardian
 from notify_shared.retention.windows import Window
@@ -60,6 +61,14 @@ def rules() -> list[RetentionRule]:
             window=Window.PERSONAL_DATA,
             expired=_round_over(contacts),
             of_guardian=rows_of_guardian(contacts),
+        ),
+        RetentionRule(
+            name="talks.invited",
+            table=invited,
+            holds="Which guardians (ids) were sent their booking invitation for which pupil, and when.",
+            window=Window.PERSONAL_DATA,
+            expired=_round_over(invited),
+            of_guardian=rows_of_guardian(invited),
         ),
         RetentionRule(
             name="talks.pupils",

@@ -119,4 +119,9 @@ def sample_context(template: str, language: str = "nb") -> dict[str, object]:  #
             agenda=None,
         )
         return common | {"meeting": talk, "pupil_name": "Emma"}
+    if template == "talk_invitation":
+        # The booking invitation the responses service sends when booking opens; a booking link is as long as an
+        # answer link.
+        booking_url = "https://svar.bjolsen.example/b/a" + "x" * 34
+        return common | {"pupil_name": "Emma", "closes_at": meeting.starts_at, "booking_url": booking_url}
     raise UnknownTemplateError(f"no sample context for template {template!r}")  # a new template needs one here
