@@ -94,6 +94,8 @@ async def test_a_booking_is_confirmed_and_the_school_gets_talk_booked_once(
     assert booked.status_code == 200
     assert "Samtalen er bestilt" in booked.text
     assert "14:40" in booked.text
+    # The time names its day once ("fredag 27. november 2026 kl. 14:40–15:00"), not the day and then the date.
+    assert booked.text.count("27. november") == 1
     assert "Rom 204" in booked.text
     assert "Ole Lærer" in booked.text
     (record,) = await _published(settings, responses, "talk.booked")
