@@ -22,7 +22,8 @@ from notify_responses.service import Clock, LinkState
 from notify_responses.settings import ResponsesSettings
 from notify_responses.sms_webhook import router as sms_router
 from notify_responses.talks_web import router as talks_router
-from notify_responses.web import PAGE_HEADERS, SECURITY_HEADERS, page_timing, router
+from notify_responses.web import page_timing, router
+from notify_responses.web_requests import PAGE_HEADERS, SECURITY_HEADERS
 from notify_shared.rendering.languages import DEFAULT_LANGUAGE
 
 

@@ -17,7 +17,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, ValidationError
 
 from notify_responses.runtime import Runtime
-from notify_responses.web import SECURITY_HEADERS
+from notify_responses.web_requests import SECURITY_HEADERS, runtime_of
 from notify_shared.contract.contacts import normalise_phone
 from notify_shared.delivery_reports.formats import InvalidReportError, parse_form
 from notify_shared.delivery_reports.signatures import (
@@ -44,18 +44,13 @@ class InboundSms(BaseModel):
     text: str = Field(max_length=10_000)
 
 
-def _runtime(request: Request) -> Runtime:
-    runtime: Runtime = request.app.state.runtime
-    return runtime
-
-
 def _json(body: dict[str, Any], status: int = 200) -> JSONResponse:
     return JSONResponse(body, status_code=status, headers=SECURITY_HEADERS)
 
 
 @router.post(WEBHOOK_PATH)
 async def inbound_webhook(request: Request) -> Response:
-    runtime = _runtime(request)
+    runtime = runtime_of(request)
     settings = runtime.settings
     # The SMS gateway's own secret, as for its delivery reports, so no other sender can sign a reply.
     secret = settings.delivery_report_sms_webhook_secret or settings.delivery_report_secret
@@ -83,7 +78,7 @@ async def inbound_webhook(request: Request) -> Response:
 
 @router.post(TWILIO_PATH)
 async def inbound_twilio(request: Request) -> Response:
-    runtime = _runtime(request)
+    runtime = runtime_of(request)
     settings = runtime.settings
     enabled = settings.delivery_report_sms_twilio_secret or settings.delivery_report_secret
     if enabled is None or settings.twilio_auth_token is None:

@@ -9,8 +9,6 @@ adds is invited on the loop's next turn; a window that opens later is waited for
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 import uuid
 from collections.abc import Callable
@@ -19,6 +17,7 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from notify_responses.repeating import RepeatingTask
 from notify_responses.talks_contacts import TalkContact, contacts
 from notify_responses.talks_store import guardians, metadata, pupils, rounds
 from notify_shared.answer_links import AnswerLinkKeys, booking_url
@@ -72,30 +71,14 @@ class BookingInviter:
         self._public_base_url = public_base_url
         self._quiet_hours = quiet_hours
         self._clock = clock
-        self._interval = interval_seconds
-        self._task: asyncio.Task[None] | None = None
-
-    def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self._run(), name="responses-talk-inviter")
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-
-    async def _run(self) -> None:
-        while True:
-            try:
-                await self.invite_due()
-            except asyncio.CancelledError:
-                raise
-            except Exception as error:
-                # A database that is away for a moment: the next turn of the loop tries again.
-                logger.warning("sending booking invitations failed (%s); trying again later", type(error).__name__)
-            await asyncio.sleep(self._interval)
+        self._loop = RepeatingTask(
+            self.invite_due,
+            interval_seconds=interval_seconds,
+            name="responses-talk-inviter",
+            what="sending booking invitations",
+        )
+        self.start = self._loop.start
+        self.stop = self._loop.stop
 
     async def invite_due(self, *, batch: int = 200) -> int:
         """Invite every guardian of an open round not yet invited; returns how many (pupil, guardian) pairs."""

@@ -16,7 +16,15 @@ from fastapi.responses import HTMLResponse
 from notify_responses import talks_pages
 from notify_responses.runtime import Runtime
 from notify_responses.talks_service import BookingPage, Outcome, PageState
-from notify_responses.web import MAX_FORM_FIELDS, PAGE_HEADERS, _client, _link_key, _read_body, _same_origin
+from notify_responses.web_requests import (
+    MAX_FORM_FIELDS,
+    client_address,
+    html_page,
+    link_key,
+    read_body,
+    runtime_of,
+    same_origin,
+)
 from notify_shared.rendering.languages import DEFAULT_LANGUAGE
 
 MAX_FORM_BYTES = 2 * 1024
@@ -28,18 +36,9 @@ _STATUS_OF_OUTCOME = {Outcome.TAKEN: 409, Outcome.OVERLAP: 409, Outcome.NO_CHOIC
 router = APIRouter(include_in_schema=False)
 
 
-def _runtime(request: Request) -> Runtime:
-    runtime: Runtime = request.app.state.runtime
-    return runtime
-
-
-def _html(body: str, status: int = 200) -> HTMLResponse:
-    return HTMLResponse(body, status_code=status, headers=PAGE_HEADERS)
-
-
 def _too_many(runtime: Runtime) -> HTMLResponse:
     runtime.metrics.link_rejected("rate_limited")
-    response = _html(talks_pages.problem_page(DEFAULT_LANGUAGE, "rate_limited"), 429)
+    response = html_page(talks_pages.problem_page(DEFAULT_LANGUAGE, "rate_limited"), 429)
     response.headers["Retry-After"] = "60"
     return response
 
@@ -48,30 +47,30 @@ def _not_bookable(runtime: Runtime, page: BookingPage) -> HTMLResponse:
     if page.state is not PageState.NOT_YET_OPEN:
         reason = page.rejection.value if page.rejection is not None else "closed"
         runtime.metrics.link_rejected("unknown_invitation" if page.state is PageState.INVALID else reason)
-    return _html(talks_pages.problem_page(page.language, page.state, page.view), _STATUS_OF_STATE[page.state])
+    return html_page(talks_pages.problem_page(page.language, page.state, page.view), _STATUS_OF_STATE[page.state])
 
 
 @router.get("/b/{token:path}")
 async def show_booking_page(token: str, request: Request) -> Response:
-    runtime = _runtime(request)
-    if not runtime.client_limit.allow(_client(request)):
+    runtime = runtime_of(request)
+    if not runtime.client_limit.allow(client_address(request)):
         return _too_many(runtime)
     page = await runtime.talks.page(token)
     if page.state is not PageState.OPEN or page.view is None:
         return _not_bookable(runtime, page)
-    return _html(talks_pages.booking_page(page.language, page.view, proof=runtime.keys.form_proof(token)))
+    return html_page(talks_pages.booking_page(page.language, page.view, proof=runtime.keys.form_proof(token)))
 
 
 @router.post("/b/{token:path}")
 async def book_or_cancel(token: str, request: Request) -> Response:
-    runtime = _runtime(request)
-    if not runtime.client_limit.allow(_client(request)) or not runtime.link_limit.allow(_link_key(token)):
+    runtime = runtime_of(request)
+    if not runtime.client_limit.allow(client_address(request)) or not runtime.link_limit.allow(link_key(token)):
         return _too_many(runtime)
-    body = await _read_body(request, MAX_FORM_BYTES)
+    body = await read_body(request, MAX_FORM_BYTES)
     fields = dict(parse_qsl((body or b"").decode("utf-8", "replace"), keep_blank_values=True))
     if body is None or len(fields) > MAX_FORM_FIELDS:
-        return _html(talks_pages.problem_page(DEFAULT_LANGUAGE, PageState.INVALID), 413)
-    if not _same_origin(request, runtime.settings.public_url) or not runtime.keys.form_proof_matches(
+        return html_page(talks_pages.problem_page(DEFAULT_LANGUAGE, PageState.INVALID), 413)
+    if not same_origin(request, runtime.settings.public_url) or not runtime.keys.form_proof_matches(
         token, fields.get("proof")
     ):
         return await _refuse_forgery(runtime, token)
@@ -86,8 +85,8 @@ async def book_or_cancel(token: str, request: Request) -> Response:
     if attempt.outcome in _STATUS_OF_OUTCOME:
         proof = runtime.keys.form_proof(token)
         shown = talks_pages.booking_page(page.language, page.view, proof=proof, problem=attempt.outcome)
-        return _html(shown, _STATUS_OF_OUTCOME[attempt.outcome])
-    return _html(talks_pages.confirmation_page(page.language, page.view))
+        return html_page(shown, _STATUS_OF_OUTCOME[attempt.outcome])
+    return html_page(talks_pages.confirmation_page(page.language, page.view))
 
 
 async def _refuse_forgery(runtime: Runtime, token: str) -> HTMLResponse:
@@ -97,4 +96,4 @@ async def _refuse_forgery(runtime: Runtime, token: str) -> HTMLResponse:
         return _not_bookable(runtime, page)
     runtime.metrics.link_rejected("forgery")
     shown = talks_pages.booking_page(page.language, page.view, proof=runtime.keys.form_proof(token), forgery=True)
-    return _html(shown, 403)
+    return html_page(shown, 403)

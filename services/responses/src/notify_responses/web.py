@@ -7,11 +7,10 @@ logs it or puts it in a metric label, and the server runs without uvicorn's acce
 
 from __future__ import annotations
 
-import hashlib
 import time
 from collections.abc import Awaitable, Callable
 from importlib.resources import files
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import HTMLResponse
@@ -19,52 +18,29 @@ from fastapi.responses import HTMLResponse
 from notify_responses import pages
 from notify_responses.runtime import Runtime
 from notify_responses.service import LinkCheck, LinkState, RecordResult
+from notify_responses.web_requests import (
+    MAX_FORM_FIELDS,
+    SECURITY_HEADERS,
+    client_address,
+    html_page,
+    link_key,
+    read_body,
+    runtime_of,
+    same_origin,
+)
 from notify_shared.contract import AnswerChannel
 from notify_shared.rendering.languages import DEFAULT_LANGUAGE
 
 MAX_FORM_BYTES = 16 * 1024
 """A filled-in form is a few kilobytes at most (500 characters of comment, percent-encoded)."""
-MAX_FORM_FIELDS = 20
-
-SECURITY_HEADERS = {
-    # No script at all; the one stylesheet comes from here; the form posts only here; no page may frame this one.
-    "Content-Security-Policy": "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
-    "frame-ancestors 'none'; base-uri 'none'",
-    "Referrer-Policy": "no-referrer",
-    "X-Frame-Options": "DENY",
-    "X-Content-Type-Options": "nosniff",
-    "Cross-Origin-Opener-Policy": "same-origin",
-    "Permissions-Policy": "camera=(), microphone=(), geolocation=(), interest-cohort=()",
-}
-PAGE_HEADERS = SECURITY_HEADERS | {"Cache-Control": "no-store"}
-
 _STATUS_OF_STATE = {LinkState.INVALID: 404, LinkState.STARTED: 410, LinkState.CANCELLED: 410}
 
 router = APIRouter(include_in_schema=False)
 
 
-def _runtime(request: Request) -> Runtime:
-    runtime: Runtime = request.app.state.runtime
-    return runtime
-
-
-def _html(body: str, status: int = 200) -> HTMLResponse:
-    return HTMLResponse(body, status_code=status, headers=PAGE_HEADERS)
-
-
-def _client(request: Request) -> str:
-    # Behind the ingress uvicorn's proxy-headers support (FORWARDED_ALLOW_IPS) puts the parent's address here.
-    return request.client.host if request.client is not None else "unknown"
-
-
-def _link_key(token: str) -> str:
-    # The limiter keeps a digest, not the credential itself.
-    return hashlib.sha256(token.encode("utf-8", "replace")).hexdigest()[:32]
-
-
 def _too_many(runtime: Runtime, language: str) -> HTMLResponse:
     runtime.metrics.link_rejected("rate_limited")
-    response = _html(pages.problem_page(language, "rate_limited"), 429)
+    response = html_page(pages.problem_page(language, "rate_limited"), 429)
     response.headers["Retry-After"] = "60"
     return response
 
@@ -72,7 +48,7 @@ def _too_many(runtime: Runtime, language: str) -> HTMLResponse:
 def _closed(runtime: Runtime, link: LinkCheck) -> HTMLResponse:
     reason = link.rejection.value if link.rejection is not None else _closed_reason(link.state)
     runtime.metrics.link_rejected(reason)
-    return _html(pages.problem_page(link.language, link.state, link.invitation), _STATUS_OF_STATE[link.state])
+    return html_page(pages.problem_page(link.language, link.state, link.invitation), _STATUS_OF_STATE[link.state])
 
 
 def _closed_reason(state: LinkState) -> str:
@@ -81,25 +57,25 @@ def _closed_reason(state: LinkState) -> str:
 
 @router.get("/r/{token:path}")
 async def show_answer_page(token: str, request: Request) -> Response:
-    runtime = _runtime(request)
-    if not runtime.client_limit.allow(_client(request)):
+    runtime = runtime_of(request)
+    if not runtime.client_limit.allow(client_address(request)):
         return _too_many(runtime, DEFAULT_LANGUAGE)
     link = await runtime.service.check(token)
     if link.state is not LinkState.OPEN or link.invitation is None:
         return _closed(runtime, link)
-    return _html(pages.form_page(link.language, link.invitation, proof=runtime.keys.form_proof(token)))
+    return html_page(pages.form_page(link.language, link.invitation, proof=runtime.keys.form_proof(token)))
 
 
 @router.post("/r/{token:path}")
 async def record_answer(token: str, request: Request) -> Response:
-    runtime = _runtime(request)
-    if not runtime.client_limit.allow(_client(request)) or not runtime.link_limit.allow(_link_key(token)):
+    runtime = runtime_of(request)
+    if not runtime.client_limit.allow(client_address(request)) or not runtime.link_limit.allow(link_key(token)):
         return _too_many(runtime, DEFAULT_LANGUAGE)
-    body = await _read_body(request, MAX_FORM_BYTES)
+    body = await read_body(request, MAX_FORM_BYTES)
     fields = dict(parse_qsl((body or b"").decode("utf-8", "replace"), keep_blank_values=True))
     if body is None or len(fields) > MAX_FORM_FIELDS:
-        return _html(pages.problem_page(DEFAULT_LANGUAGE, LinkState.INVALID), 413)
-    if not _same_origin(request, runtime.settings.public_url) or not runtime.keys.form_proof_matches(
+        return html_page(pages.problem_page(DEFAULT_LANGUAGE, LinkState.INVALID), 413)
+    if not same_origin(request, runtime.settings.public_url) or not runtime.keys.form_proof_matches(
         token, fields.get("proof")
     ):
         return await _refuse_forgery(runtime, token)
@@ -109,11 +85,11 @@ async def record_answer(token: str, request: Request) -> Response:
         return _closed(runtime, link)
     if recorded.result is RecordResult.NEEDS_FIXING:
         page = pages.form_page(link.language, link.invitation, proof=runtime.keys.form_proof(token), form=recorded.form)
-        return _html(page, 400)
+        return html_page(page, 400)
     answer = link.invitation.answer
     assert answer is not None
     runtime.metrics.answered(answer=answer.answer.value, via=AnswerChannel.WEB.value, result=recorded.result.value)
-    return _html(pages.confirmation_page(link.language, link.invitation))
+    return html_page(pages.confirmation_page(link.language, link.invitation))
 
 
 async def _refuse_forgery(runtime: Runtime, token: str) -> HTMLResponse:
@@ -124,7 +100,7 @@ async def _refuse_forgery(runtime: Runtime, token: str) -> HTMLResponse:
         return _closed(runtime, link)
     runtime.metrics.link_rejected("forgery")
     page = pages.form_page(link.language, link.invitation, proof=runtime.keys.form_proof(token), forgery=True)
-    return _html(page, 403)
+    return html_page(page, 403)
 
 
 @router.get("/static/answer.css")
@@ -137,36 +113,6 @@ async def stylesheet() -> Response:
 
 
 _STYLESHEET = files("notify_responses").joinpath("static", "answer.css").read_bytes()
-
-
-def _same_origin(request: Request, public_url: str) -> bool:
-    """False only for a browser that says it posts from another site. Under this page's no-referrer policy a
-    browser sends `Origin: null` from the page itself, so "null" says nothing; the form's anti-forgery value is
-    what protects the answer, this check only refuses what is plainly from elsewhere."""
-    origin = request.headers.get("origin") or _origin_of(request.headers.get("referer"))
-    if origin is None or origin == "null":
-        return True
-    return origin in {_origin_of(public_url), _origin_of(str(request.base_url))}
-
-
-def _origin_of(url: str | None) -> str | None:
-    if not url:
-        return None
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc}" if parts.scheme and parts.netloc else None
-
-
-async def _read_body(request: Request, limit: int) -> bytes | None:
-    """The body, or None once it is longer than `limit` (the rest is never read)."""
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
-        return None
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
-            return None
-    return bytes(body)
 
 
 def page_timing(runtime: Runtime) -> Callable[[Request, Callable[[Request], Awaitable[Response]]], Awaitable[Response]]:
