@@ -30,6 +30,17 @@ ensure_java_and_maven() {
   command -v mvn >/dev/null 2>&1 || { log "installing Maven"; apt_install maven; }
 }
 
+# The end-to-end tests of the parents' pages drive Debian's chromium (they skip without it, which CI must not
+# do); Noto covers the Arabic, Cyrillic and Ethiopic letters that would otherwise show as empty boxes.
+ensure_chromium() {
+  command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 \
+    || { log "installing chromium"; apt_install chromium; }
+  if ! fc-list :lang=ar family 2>/dev/null | grep -q .; then
+    log "installing fonts (fonts-noto-core)"
+    apt_install fonts-noto-core
+  fi
+}
+
 ensure_python_env() {
   ensure_uv
   log "installing Python dependencies (uv sync)"
